@@ -1,0 +1,299 @@
+//! Configuration: defaults, then an optional `loyalty.toml`, then `LOYALTY__SECTION__KEY`
+//! environment variables.
+//!
+//! This is the only module that reads the environment. Everything else receives a
+//! [`Settings`] value, so tests build one in code and never touch process state.
+//! Secrets are wrapped in [`Secret`], whose `Debug` and `Serialize` print `[redacted]`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub api: ApiSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Address the HTTP server binds, `host:port`.
+    pub listen: String,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_s: u64,
+    /// Seconds one request may take before it is answered with 408.
+    pub request_timeout_s: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            shutdown_grace_s: 30,
+            request_timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path?mode=rwc` (default, a file under `./data/`) or `postgres://...`.
+    pub url: Secret,
+    /// Pool size for PostgreSQL, and for SQLite readers (SQLite has one writer connection).
+    pub connections_max: u32,
+    /// Milliseconds to wait for a pooled connection.
+    pub acquire_timeout_ms: u64,
+    /// Milliseconds SQLite waits on a locked database before failing.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://data/loyalty.db?mode=rwc"),
+            connections_max: 16,
+            acquire_timeout_ms: 5_000,
+            sqlite_busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The agency's key, which manages tenants. Unset: generated on first start, printed once
+    /// and stored hashed in the database.
+    pub platform_key: Option<Secret>,
+}
+
+/// Limits of the GraphQL API. Every one has a number, a key and a test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    /// Largest `first` a connection accepts.
+    pub page_size_max: u32,
+    /// Page size when `first` is omitted.
+    pub page_size_default: u32,
+    /// Deepest selection set a query may have.
+    pub depth_max: usize,
+    /// Highest complexity (roughly: fields selected, times page sizes) a query may have.
+    pub complexity_max: usize,
+    /// Largest request body in bytes (413 above it).
+    pub body_bytes_max: usize,
+    /// Largest `attributes` object of a member, serialized, in bytes.
+    pub member_attributes_bytes_max: usize,
+    /// Most tags a member may carry.
+    pub member_tags_max: usize,
+    /// Serve GraphiQL at `GET /graphql` for browsers.
+    pub graphiql: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            page_size_max: 100,
+            page_size_default: 20,
+            depth_max: 12,
+            complexity_max: 2_000,
+            body_bytes_max: 1024 * 1024,
+            member_attributes_bytes_max: 16 * 1024,
+            member_tags_max: 50,
+            graphiql: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing `EnvFilter` directive, e.g. `info,loyalty_core=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+/// A string that never shows in `Debug` output, logs or `loyalty config`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself: call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Where [`Settings::load`] looks for the file when no path is given.
+pub const DEFAULT_CONFIG_FILE: &str = "loyalty.toml";
+
+impl Settings {
+    /// Defaults, then the file (optional unless `path` was given), then the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let defaults = config::Config::try_from(&RawDefaults(Settings::default()))?;
+        let (file, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        let built = config::Config::builder()
+            .add_source(defaults)
+            .add_source(config::File::from(file).required(required))
+            .add_source(
+                config::Environment::with_prefix("LOYALTY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?;
+        let settings: Settings = built.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Relationships between values that no single field can check.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.api.page_size_default >= 1 && self.api.page_size_default <= self.api.page_size_max,
+            "api.page_size_default must be between 1 and api.page_size_max"
+        );
+        anyhow::ensure!(self.api.depth_max >= 2, "api.depth_max must be at least 2");
+        anyhow::ensure!(
+            self.api.body_bytes_max >= 1024,
+            "api.body_bytes_max must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.database.connections_max >= 1,
+            "database.connections_max must be at least 1"
+        );
+        anyhow::ensure!(
+            matches!(self.log.format.as_str(), "text" | "json"),
+            "log.format must be `text` or `json`"
+        );
+        let url = self.database.url.expose();
+        anyhow::ensure!(
+            url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "database.url must start with sqlite: or postgres://"
+        );
+        Ok(())
+    }
+
+    /// The configuration as TOML with every secret redacted, for `loyalty config`.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        Ok(toml_from(self)?)
+    }
+}
+
+/// Serializes the defaults with their real values: `Secret`'s redaction must not become a
+/// default. Only used to seed the `config` builder.
+struct RawDefaults(Settings);
+
+impl Serialize for RawDefaults {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        value["database"]["url"] = serde_json::Value::String(self.0.database.url.expose().into());
+        if let Some(obj) = value["auth"].as_object_mut() {
+            obj.remove("platform_key");
+        }
+        value.serialize(s)
+    }
+}
+
+fn toml_from(settings: &Settings) -> anyhow::Result<String> {
+    // `config` has no TOML writer; a small one is enough for two levels of tables.
+    let value = serde_json::to_value(settings)?;
+    let mut out = String::new();
+    if let Some(sections) = value.as_object() {
+        for (section, fields) in sections {
+            out.push_str(&format!("[{section}]\n"));
+            if let Some(fields) = fields.as_object() {
+                for (key, v) in fields {
+                    if !v.is_null() {
+                        out.push_str(&format!("{key} = {v}\n"));
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let s = Settings::default();
+        s.validate().expect("defaults validate");
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert!(s.database.url.expose().starts_with("sqlite://data/"));
+        assert!(s.auth.platform_key.is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_printout() {
+        let mut s = Settings::default();
+        s.auth.platform_key = Some(Secret::new("lp_supersecret"));
+        s.database.url = Secret::new("postgres://u:hunter2@db/loyalty");
+        let debug = format!("{s:?}");
+        let toml = s.redacted_toml().expect("toml");
+        for text in [debug, toml] {
+            assert!(!text.contains("supersecret"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("loyalty-cfg-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("loyalty.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:9999\"\n[api]\npage_size_max = 7\npage_size_default = 5\n")
+            .expect("write");
+        let s = Settings::load(Some(&file)).expect("load");
+        assert_eq!(s.server.listen, "127.0.0.1:9999");
+        assert_eq!(s.api.page_size_max, 7);
+        assert_eq!(s.api.depth_max, ApiSettings::default().depth_max);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn inconsistent_limits_are_refused() {
+        let mut s = Settings::default();
+        s.api.page_size_default = 500;
+        assert!(s.validate().is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Database access: connection, migrations, transactions.
+//!
+//! SQLite (the default) gets two pools over one WAL file: a single **writer** connection, so
+//! write transactions queue in the process instead of failing with `SQLITE_BUSY`, and a pool
+//! of readers that never wait for the writer. Writes begin `IMMEDIATE` so that a transaction
+//! which reads before it writes holds the write lock from its first statement. PostgreSQL uses
+//! one pool for both roles at READ COMMITTED.
+
+pub mod entities;
+
+use crate::config::DatabaseSettings;
+use loyalty_migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+/// The database handles of one server process.
+#[derive(Clone, Debug)]
+pub struct Db {
+    reader: DatabaseConnection,
+    writer: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects, creating the SQLite file and its folder when they do not exist yet.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose().to_string();
+        if url.starts_with("sqlite:") {
+            ensure_sqlite_dir(&url)?;
+            let writer = connect_sqlite(settings, &url, 1).await?;
+            let reader = connect_sqlite(settings, &url, settings.connections_max).await?;
+            Ok(Self { reader, writer })
+        } else {
+            let mut opts = ConnectOptions::new(url);
+            opts.max_connections(settings.connections_max)
+                .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+                .sqlx_logging(false);
+            let pool = Database::connect(opts).await?;
+            Ok(Self {
+                reader: pool.clone(),
+                writer: pool,
+            })
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.writer, None).await
+    }
+
+    /// Connection for reads outside a transaction.
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.reader
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.writer.get_database_backend()
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: (self.backend() == DbBackend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        self.writer.begin_with_options(options).await
+    }
+
+    /// True when the database answers a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.reader.ping().await.is_ok()
+    }
+
+    pub async fn close(self) {
+        let _ = self.reader.close().await;
+        let _ = self.writer.close().await;
+    }
+}
+
+async fn connect_sqlite(
+    settings: &DatabaseSettings,
+    url: &str,
+    connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
+    let busy = Duration::from_millis(settings.sqlite_busy_timeout_ms);
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.max_connections(connections)
+        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(busy)
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    Ok(Database::connect(opts).await?)
+}
+
+/// `sqlite://data/loyalty.db?mode=rwc` -> creates `data/`.
+fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}

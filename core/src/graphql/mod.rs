@@ -1,0 +1,81 @@
+//! The GraphQL API: schema, resolvers, input and output types, error mapping.
+//!
+//! Architecture invariant: this is the only module that imports `async_graphql`. Resolvers are
+//! thin: they turn inputs into domain types, call one service function, and wrap the result.
+//! Permission checks live in the services, so every edge (GraphQL today, jobs and CLI
+//! tomorrow) gets the same rules.
+
+mod error;
+mod members;
+mod scalars;
+mod tenants;
+
+pub use error::with_error_codes;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::AppError;
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+/// The schema type served at `/graphql`.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(tenants::TenantQuery, members::MemberQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(tenants::TenantMutation, members::MemberMutation);
+
+/// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a
+/// key that is unknown or revoked.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestAuth(pub Option<Principal>);
+
+/// Builds the schema with its limits. `state` is absent only when printing the SDL.
+pub fn build_schema(state: Option<AppState>, api: &crate::config::ApiSettings) -> AppSchema {
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(api.depth_max)
+    .limit_complexity(api.complexity_max)
+    .limit_recursive_depth(api.depth_max.max(32));
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL committed as `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None, &crate::config::ApiSettings::default()).sdl()
+}
+
+fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+fn principal(ctx: &Context<'_>) -> Result<Principal, AppError> {
+    ctx.data_opt::<RequestAuth>()
+        .and_then(|a| a.0)
+        .ok_or(AppError::Unauthenticated)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed SDL must match the code. Refresh with `UPDATE_SCHEMA=1 cargo test`.
+    #[test]
+    fn schema_graphql_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+        let current = super::sdl();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &current).expect("write schema.graphql");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "schema.graphql is out of date: run `UPDATE_SCHEMA=1 cargo test -p loyalty-core schema_graphql_is_current` and commit it"
+        );
+    }
+}

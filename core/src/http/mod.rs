@@ -1,0 +1,132 @@
+//! HTTP edge: router, GraphQL transport, health checks, graceful shutdown.
+//!
+//! `POST /graphql` takes a JSON GraphQL request; `GET /graphql?query=...` runs queries (never
+//! mutations, as the GraphQL-over-HTTP spec requires) and, without a query, serves GraphiQL to
+//! browsers. `/healthz` answers while the process runs; `/readyz` only while the database
+//! answers too. Tests call [`launch`] with a listener on `127.0.0.1:0`.
+
+mod graphql;
+
+use crate::AppState;
+use crate::config::Settings;
+use crate::graphql::{AppSchema, build_schema};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct HttpState {
+    pub(crate) app: AppState,
+    pub(crate) schema: AppSchema,
+}
+
+/// The whole router, callable from tests without a socket.
+pub fn router(app: AppState) -> Router {
+    let schema = build_schema(Some(app.clone()), &app.settings.api);
+    let body_max = app.settings.api.body_bytes_max;
+    let timeout = Duration::from_secs(app.settings.server.request_timeout_s);
+    let state = HttpState { app, schema };
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::graphql_get).post(graphql::graphql_post),
+        )
+        .route("/", get(|| async { Redirect::temporary("/graphql") }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(body_max))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
+    if s.app.db.ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for at most
+/// `server.shutdown_grace_s` seconds.
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(app.settings.server.shutdown_grace_s);
+    let db = app.db.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = tx.send(());
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        r = &mut server => r?,
+        () = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// A started server: its address and, when it was just generated, the platform key.
+pub struct Launched {
+    pub addr: SocketAddr,
+    pub generated_platform_key: Option<String>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Connects, migrates, ensures the platform key and serves on `listener` in a task.
+pub async fn launch(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Launched> {
+    let (app, generated_platform_key) = AppState::start(settings).await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(serve(listener, app, shutdown));
+    Ok(Launched {
+        addr,
+        generated_platform_key,
+        task,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,59 @@
+//! # loyalty-core
+//!
+//! The server of a white-label loyalty platform: one process serves many brands (tenants),
+//! each with its own members, keys and (in later modules) points ledger, tiers, rewards and
+//! sandboxed plugins.
+//!
+//! ## Map
+//! - Domains, each split into plain rules (`mod.rs`), queries (`repo.rs`) and operations with
+//!   permission checks (`service.rs`): [`tenants`], [`auth`] (API keys), [`members`].
+//! - Shared plain rules: [`validate`], [`pagination`], [`idempotency`], [`ids`].
+//! - Edges: [`graphql`] (the only user of async-graphql), [`http`] (axum), [`db`] (sea-orm),
+//!   [`config`] (the only reader of the environment), [`cli`].
+//!
+//! See ARCHITECTURE.md at the repository root for the invariants.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod idempotency;
+pub mod ids;
+pub mod members;
+pub mod pagination;
+pub mod tenants;
+pub mod validate;
+
+use std::sync::Arc;
+
+/// What every request handler and job needs: the database and the settings.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: db::Db,
+    pub settings: Arc<config::Settings>,
+    /// SHA-256 of the platform key (from config, or generated and stored on first start).
+    pub platform_key_hash: Arc<str>,
+}
+
+impl AppState {
+    /// Connects, applies migrations and makes sure a platform key exists. Returns the key
+    /// when it was generated just now, so the caller can print it once.
+    pub async fn start(settings: config::Settings) -> anyhow::Result<(Self, Option<String>)> {
+        settings.validate()?;
+        let db = db::Db::connect(&settings.database).await?;
+        db.migrate().await?;
+        let (hash, generated) = auth::service::platform_key_hash(&db, &settings.auth).await?;
+        Ok((
+            Self {
+                db,
+                settings: Arc::new(settings),
+                platform_key_hash: hash.into(),
+            },
+            generated,
+        ))
+    }
+}

@@ -1,0 +1,200 @@
+//! Member operations: enrol, change, deactivate, erase, read.
+
+use super::{
+    EnrollRequest, Member, MemberFilter, MemberLimits, MemberPatch, MemberStatus, repo,
+};
+use crate::auth::{Access, Principal, TenantPrincipal};
+use crate::db::Db;
+use crate::error::{AppError, AppResult, is_unique_violation};
+use crate::idempotency::{self, IdempotencyKey};
+use crate::ids::{MemberId, TenantId};
+use crate::pagination::{Page, PageRequest};
+use crate::tenants;
+use chrono::{NaiveDate, Utc};
+use sea_orm::ConnectionTrait;
+
+async fn today_for(db: &Db, tenant: TenantId) -> AppResult<NaiveDate> {
+    let t = tenants::service::get(db, tenant).await?;
+    Ok(Utc::now().with_timezone(&t.timezone).date_naive())
+}
+
+/// Maps a unique violation of the member table to the CONFLICT a client can act on.
+async fn conflict_for(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    m: &Member,
+) -> AppResult<AppError> {
+    if let Some(other) = repo::find_by_external_id(conn, tenant, &m.external_id).await?
+        && other.id != m.id
+    {
+        return Ok(AppError::Conflict(format!(
+            "a member with externalId {:?} already exists",
+            m.external_id
+        )));
+    }
+    if let Some(email) = &m.email
+        && let Some(other) = repo::find_by_email(conn, tenant, email).await?
+        && other.id != m.id
+    {
+        return Ok(AppError::Conflict(format!(
+            "a member with email {email:?} already exists"
+        )));
+    }
+    Ok(AppError::Conflict(
+        "a member with this externalId or email already exists".into(),
+    ))
+}
+
+fn is_db_unique(e: &AppError) -> bool {
+    matches!(e, AppError::Internal(inner)
+        if inner.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unique_violation))
+}
+
+pub async fn enroll(
+    db: &Db,
+    principal: &Principal,
+    req: EnrollRequest,
+    idempotency_key: Option<&str>,
+    limits: MemberLimits,
+) -> AppResult<Member> {
+    let t = principal.require_tenant(Access::Write)?;
+    let key = idempotency_key
+        .map(|k| IdempotencyKey::new(t.tenant_id.to_string(), k, "enrollMember", &req))
+        .transpose()?;
+    let today = today_for(db, t.tenant_id).await?;
+    let mut member = super::validate_enroll(&req, today, limits)?;
+    member.tenant_id = t.tenant_id;
+
+    let txn = db.begin_write().await?;
+    if let Some(k) = &key
+        && let Some(id) = idempotency::lookup(&txn, k).await?
+    {
+        drop(txn);
+        return stored_result(db, t, &id).await;
+    }
+    if let Err(e) = repo::insert(&txn, &member).await {
+        if !is_db_unique(&e) {
+            return Err(e);
+        }
+        drop(txn);
+        return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
+    }
+    if let Some(k) = &key
+        && let Err(e) = idempotency::record(&txn, k, &member.id.to_string()).await
+    {
+        // A concurrent request with the same key committed first: answer as it did.
+        drop(txn);
+        if is_unique_violation(&e) {
+            return match idempotency::lookup(db.reader(), k).await? {
+                Some(id) => stored_result(db, t, &id).await,
+                None => Err(AppError::internal(e)),
+            };
+        }
+        return Err(e.into());
+    }
+    txn.commit().await?;
+    Ok(member)
+}
+
+async fn stored_result(db: &Db, t: TenantPrincipal, id: &str) -> AppResult<Member> {
+    let id = MemberId::parse(id).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("idempotency record holds bad id {id:?}"))
+    })?;
+    repo::find(db.reader(), t.tenant_id, id)
+        .await?
+        .ok_or(AppError::not_found("member"))
+}
+
+pub async fn update(
+    db: &Db,
+    principal: &Principal,
+    id: MemberId,
+    patch: MemberPatch,
+    limits: MemberLimits,
+) -> AppResult<Member> {
+    let t = principal.require_tenant(Access::Write)?;
+    let today = today_for(db, t.tenant_id).await?;
+    let txn = db.begin_write().await?;
+    let current = repo::find(&txn, t.tenant_id, id)
+        .await?
+        .ok_or(AppError::not_found("member"))?;
+    let updated = super::apply_patch(current, patch, today, limits)?;
+    if let Err(e) = repo::save(&txn, &updated).await {
+        if !is_db_unique(&e) {
+            return Err(e);
+        }
+        drop(txn);
+        return Err(conflict_for(db.reader(), t.tenant_id, &updated).await?);
+    }
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Sets the status; doing it twice is the same as once. An erased member stays erased.
+pub async fn set_status(
+    db: &Db,
+    principal: &Principal,
+    id: MemberId,
+    status: MemberStatus,
+) -> AppResult<Member> {
+    let t = principal.require_tenant(Access::Write)?;
+    let txn = db.begin_write().await?;
+    let mut m = repo::find(&txn, t.tenant_id, id)
+        .await?
+        .ok_or(AppError::not_found("member"))?;
+    if m.status == MemberStatus::Erased {
+        return Err(AppError::validation("id", "an erased member cannot be changed"));
+    }
+    if m.status != status {
+        m.status = status;
+        m.updated_at = Utc::now();
+        repo::save(&txn, &m).await?;
+        txn.commit().await?;
+    }
+    Ok(m)
+}
+
+/// Removes personal data for good; history stays, anonymous. Idempotent.
+pub async fn erase(db: &Db, principal: &Principal, id: MemberId) -> AppResult<Member> {
+    let t = principal.require_tenant(Access::Write)?;
+    let txn = db.begin_write().await?;
+    let m = repo::find(&txn, t.tenant_id, id)
+        .await?
+        .ok_or(AppError::not_found("member"))?;
+    if m.status == MemberStatus::Erased {
+        return Ok(m);
+    }
+    let m = super::erased(m);
+    repo::save(&txn, &m).await?;
+    txn.commit().await?;
+    tracing::info!(tenant = %t.tenant_id, member = %m.id, "member erased");
+    Ok(m)
+}
+
+pub async fn get(db: &Db, principal: &Principal, id: MemberId) -> AppResult<Member> {
+    let t = principal.require_tenant(Access::Read)?;
+    repo::find(db.reader(), t.tenant_id, id)
+        .await?
+        .ok_or(AppError::not_found("member"))
+}
+
+pub async fn get_by_external_id(
+    db: &Db,
+    principal: &Principal,
+    external_id: &str,
+) -> AppResult<Member> {
+    let t = principal.require_tenant(Access::Read)?;
+    repo::find_by_external_id(db.reader(), t.tenant_id, external_id.trim())
+        .await?
+        .ok_or(AppError::not_found("member"))
+}
+
+pub async fn list(
+    db: &Db,
+    principal: &Principal,
+    filter: MemberFilter,
+    page: PageRequest,
+) -> AppResult<Page<Member>> {
+    let t = principal.require_tenant(Access::Read)?;
+    repo::list(db.reader(), t.tenant_id, &filter, page).await
+}

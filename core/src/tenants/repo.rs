@@ -1,0 +1,101 @@
+//! Queries for tenants.
+
+use super::{Branding, NewTenant, Tenant, TenantPatch};
+use crate::db::entities::tenants;
+use crate::error::{AppError, AppResult};
+use crate::ids::TenantId;
+use crate::pagination::{Page, PageRequest};
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+fn to_domain(m: tenants::Model) -> AppResult<Tenant> {
+    let timezone = m.timezone.parse().map_err(|_| {
+        AppError::internal(anyhow::anyhow!("tenant {} has bad timezone {:?}", m.id, m.timezone))
+    })?;
+    Ok(Tenant {
+        id: TenantId(m.id),
+        slug: m.slug,
+        name: m.name,
+        timezone,
+        points_name: m.points_name,
+        branding: Branding {
+            primary_color: m.primary_color,
+            logo_url: m.logo_url,
+        },
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+pub async fn insert(conn: &impl ConnectionTrait, id: TenantId, t: &NewTenant) -> AppResult<Tenant> {
+    let now = Utc::now();
+    let model = tenants::Model {
+        id: id.0,
+        slug: t.slug.clone(),
+        name: t.name.clone(),
+        timezone: t.timezone.name().into(),
+        points_name: t.points_name.clone(),
+        primary_color: t.branding.primary_color.clone(),
+        logo_url: t.branding.logo_url.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    tenants::Entity::insert(model.clone().into_active_model())
+        .exec_without_returning(conn)
+        .await?;
+    to_domain(model)
+}
+
+pub async fn find(conn: &impl ConnectionTrait, id: TenantId) -> AppResult<Option<Tenant>> {
+    tenants::Entity::find_by_id(id.0)
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn find_by_slug(conn: &impl ConnectionTrait, slug: &str) -> AppResult<Option<Tenant>> {
+    tenants::Entity::find()
+        .filter(tenants::Column::Slug.eq(slug))
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    id: TenantId,
+    patch: TenantPatch,
+) -> AppResult<Option<Tenant>> {
+    let Some(model) = tenants::Entity::find_by_id(id.0).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut a = model.clone().into_active_model();
+    if let Some(v) = patch.name {
+        a.name = Set(v);
+    }
+    if let Some(v) = patch.timezone {
+        a.timezone = Set(v.name().into());
+    }
+    if let Some(v) = patch.points_name {
+        a.points_name = Set(v);
+    }
+    a.primary_color = Set(patch.primary_color.apply(model.primary_color));
+    a.logo_url = Set(patch.logo_url.apply(model.logo_url));
+    a.updated_at = Set(Utc::now());
+    to_domain(a.update(conn).await?).map(Some)
+}
+
+pub async fn list(conn: &impl ConnectionTrait, page: PageRequest) -> AppResult<Page<Tenant>> {
+    let mut q = tenants::Entity::find().order_by_asc(tenants::Column::Id);
+    if let Some(after) = page.after {
+        q = q.filter(tenants::Column::Id.gt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(conn).await?;
+    let rows = rows.into_iter().map(to_domain).collect::<AppResult<Vec<_>>>()?;
+    Ok(Page::from_overfetch(rows, page.limit))
+}

@@ -1,0 +1,69 @@
+//! Tenant operations. Creating and changing tenants is the platform key's job.
+
+use super::{NewTenant, Tenant, TenantPatch, repo};
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::error::{AppError, AppResult, is_unique_violation};
+use crate::ids::TenantId;
+use crate::pagination::{Page, PageRequest};
+
+pub async fn create(db: &Db, principal: &Principal, input: NewTenant) -> AppResult<Tenant> {
+    principal.require_platform()?;
+    let txn = db.begin_write().await?;
+    let created = repo::insert(&txn, TenantId::new(), &input).await;
+    match created {
+        Ok(t) => {
+            txn.commit().await?;
+            Ok(t)
+        }
+        Err(AppError::Internal(e))
+            if e.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unique_violation) =>
+        {
+            Err(AppError::Conflict(format!(
+                "a tenant with slug {:?} already exists",
+                input.slug
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn update(
+    db: &Db,
+    principal: &Principal,
+    id: TenantId,
+    patch: TenantPatch,
+) -> AppResult<Tenant> {
+    principal.require_platform()?;
+    let txn = db.begin_write().await?;
+    let t = repo::update(&txn, id, patch)
+        .await?
+        .ok_or(AppError::not_found("tenant"))?;
+    txn.commit().await?;
+    Ok(t)
+}
+
+/// Loads a tenant without a permission check (for services that already checked one).
+pub async fn get(db: &Db, id: TenantId) -> AppResult<Tenant> {
+    repo::find(db.reader(), id)
+        .await?
+        .ok_or(AppError::not_found("tenant"))
+}
+
+/// A tenant as its caller may see it: the platform key sees all, a tenant key its own.
+pub async fn get_visible(db: &Db, principal: &Principal, id: TenantId) -> AppResult<Tenant> {
+    match principal {
+        Principal::Platform => get(db, id).await,
+        Principal::Tenant(t) if t.tenant_id == id => get(db, id).await,
+        Principal::Tenant(_) => Err(AppError::not_found("tenant")),
+    }
+}
+
+pub async fn list(db: &Db, principal: &Principal, page: PageRequest) -> AppResult<Page<Tenant>> {
+    principal.require_platform()?;
+    repo::list(db.reader(), page).await
+}
+
+pub async fn find_by_slug(db: &Db, slug: &str) -> AppResult<Option<Tenant>> {
+    repo::find_by_slug(db.reader(), slug).await
+}

@@ -1,0 +1,19 @@
+//! Database migrations of the loyalty platform.
+//!
+//! One module per change, applied in order. Every migration is written with the sea-query
+//! builder so that the same statements serve SQLite (the embedded default) and PostgreSQL.
+//! Once a migration has been released it is never edited: a change goes into a new module.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_foundation;
+
+/// The ordered list of migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_foundation::Migration)]
+    }
+}
