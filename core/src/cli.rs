@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "loyalty", version, about = "White-label loyalty platform server")]
+#[command(
+    name = "loyalty",
+    version,
+    about = "White-label loyalty platform server"
+)]
 struct Cli {
     /// Configuration file (default: ./loyalty.toml when it exists).
     #[arg(long, global = true)]

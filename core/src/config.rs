@@ -202,7 +202,9 @@ impl Settings {
         );
         let url = self.database.url.expose();
         anyhow::ensure!(
-            url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"),
             "database.url must start with sqlite: or postgres://"
         );
         Ok(())
@@ -210,7 +212,7 @@ impl Settings {
 
     /// The configuration as TOML with every secret redacted, for `loyalty config`.
     pub fn redacted_toml(&self) -> anyhow::Result<String> {
-        Ok(toml_from(self)?)
+        toml_from(self)
     }
 }
 

@@ -68,6 +68,8 @@ pub async fn ensure_demo(app: &AppState, addr: SocketAddr) -> anyhow::Result<()>
     let query = r#"{"query":"{ memberByExternalId(externalId: \"demo-ann\") { id firstName email tags enrolledAt } }"}"#;
     println!("Demo club:    {} ({})", tenant.name, tenant.slug);
     println!("Demo key:     {secret}\n              (ADMIN; a new one on every --demo start)");
-    println!("Try it:\n  curl -s http://{addr}/graphql -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' -d '{query}'");
+    println!(
+        "Try it:\n  curl -s http://{addr}/graphql -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' -d '{query}'"
+    );
     Ok(())
 }

@@ -7,7 +7,6 @@
 
 use crate::db::entities::idempotency_records;
 use crate::error::{AppError, AppResult};
-use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -79,7 +78,7 @@ pub async fn record(
             operation: k.operation.into(),
             request_hash: k.request_hash.clone(),
             result_id: result_id.into(),
-            created_at: Utc::now(),
+            created_at: crate::clock::now(),
         }
         .into_active_model(),
     )

@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn page_size_is_capped_and_cursors_round_trip() {
         let limits = ApiSettings::default();
-        assert_eq!(PageRequest::new(None, None, &limits).map(|p| p.limit).ok(), Some(20));
+        assert_eq!(
+            PageRequest::new(None, None, &limits).map(|p| p.limit).ok(),
+            Some(20)
+        );
         assert!(PageRequest::new(Some(0), None, &limits).is_err());
         assert!(PageRequest::new(Some(101), None, &limits).is_err());
         assert!(PageRequest::new(Some(10), Some("!!"), &limits).is_err());

@@ -39,9 +39,8 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 });
 static E164: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\+[1-9][0-9]{6,14}$").expect("static regex"));
-static LOCALE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$").expect("static regex")
-});
+static LOCALE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$").expect("static regex"));
 static COLOR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^#[0-9A-Fa-f]{6}$").expect("static regex"));
 
@@ -49,7 +48,10 @@ static COLOR: LazyLock<Regex> =
 pub fn text(field: &str, value: &str, max_chars: usize) -> AppResult<String> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(AppError::validation(field, format!("{field} must not be empty")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if v.chars().count() > max_chars {
         return Err(AppError::validation(
@@ -138,7 +140,9 @@ pub fn timezone(field: &str, value: &str) -> AppResult<chrono_tz::Tz> {
     value.trim().parse::<chrono_tz::Tz>().map_err(|_| {
         AppError::validation(
             field,
-            format!("{field} must be an IANA time zone name such as Europe/Amsterdam; got {value:?}"),
+            format!(
+                "{field} must be an IANA time zone name such as Europe/Amsterdam; got {value:?}"
+            ),
         )
     })
 }
@@ -156,16 +160,36 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email("email", " Ann@Example.COM ").ok().as_deref(), Some("ann@example.com"));
-        for bad in ["", "ann", "ann@", "@x.com", "ann@x", "a b@x.com", "ann@-x.com"] {
+        assert_eq!(
+            email("email", " Ann@Example.COM ").ok().as_deref(),
+            Some("ann@example.com")
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "ann@x",
+            "a b@x.com",
+            "ann@-x.com",
+        ] {
             assert_eq!(code(email("email", bad)), "VALIDATION", "{bad}");
         }
     }
 
     #[test]
     fn phones() {
-        assert_eq!(phone("phone", "+31 6 1234-5678").ok().as_deref(), Some("+31612345678"));
-        for bad in ["0612345678", "+0612345678", "+1", "+123456789012345678", "+31abc"] {
+        assert_eq!(
+            phone("phone", "+31 6 1234-5678").ok().as_deref(),
+            Some("+31612345678")
+        );
+        for bad in [
+            "0612345678",
+            "+0612345678",
+            "+1",
+            "+123456789012345678",
+            "+31abc",
+        ] {
             assert_eq!(code(phone("phone", bad)), "VALIDATION", "{bad}");
         }
     }

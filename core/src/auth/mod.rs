@@ -191,7 +191,14 @@ mod tests {
         let token = new_tenant_key(id);
         assert_eq!(parse_token(&token), Some(TokenKind::Tenant(id)));
         assert_eq!(parse_token(&new_platform_key()), Some(TokenKind::Platform));
-        for bad in ["", "lk_", "lk_abc_def", "Bearer x", "lp_", &token[..token.len() - 1]] {
+        for bad in [
+            "",
+            "lk_",
+            "lk_abc_def",
+            "Bearer x",
+            "lp_",
+            &token[..token.len() - 1],
+        ] {
             assert_eq!(parse_token(bad), None, "{bad}");
         }
     }
@@ -222,7 +229,9 @@ mod tests {
         assert!(Principal::Platform.require_tenant(Access::Read).is_err());
         let admin = t(Role::Admin);
         assert_eq!(
-            admin.require_key_manager(TenantId::new()).map_err(|e| e.code()),
+            admin
+                .require_key_manager(TenantId::new())
+                .map_err(|e| e.code()),
             Err("NOT_FOUND")
         );
     }

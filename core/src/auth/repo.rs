@@ -59,7 +59,7 @@ pub async fn insert_setting(
         platform_settings::Model {
             key: key.into(),
             value: value.into(),
-            created_at: Utc::now(),
+            created_at: crate::clock::now(),
         }
         .into_active_model(),
     )

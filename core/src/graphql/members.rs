@@ -361,8 +361,13 @@ impl MemberMutation {
     ) -> Result<MemberPayload> {
         let st = state(ctx);
         let p = principal(ctx)?;
-        let m = members::service::set_status(&st.db, &p, member_id(&input.id)?, MemberStatus::Deactivated)
-            .await?;
+        let m = members::service::set_status(
+            &st.db,
+            &p,
+            member_id(&input.id)?,
+            MemberStatus::Deactivated,
+        )
+        .await?;
         Ok(MemberPayload {
             member: MemberObject(m),
         })
@@ -376,8 +381,9 @@ impl MemberMutation {
     ) -> Result<MemberPayload> {
         let st = state(ctx);
         let p = principal(ctx)?;
-        let m = members::service::set_status(&st.db, &p, member_id(&input.id)?, MemberStatus::Active)
-            .await?;
+        let m =
+            members::service::set_status(&st.db, &p, member_id(&input.id)?, MemberStatus::Active)
+                .await?;
         Ok(MemberPayload {
             member: MemberObject(m),
         })

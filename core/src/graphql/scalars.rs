@@ -12,7 +12,9 @@ impl ScalarType for Date {
         match &value {
             Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map(Date)
-                .map_err(|_| InputValueError::custom(format!("expected a date as YYYY-MM-DD, got {s:?}"))),
+                .map_err(|_| {
+                    InputValueError::custom(format!("expected a date as YYYY-MM-DD, got {s:?}"))
+                }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

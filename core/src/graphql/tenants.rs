@@ -227,10 +227,14 @@ impl TenantQuery {
             (Some(id), _) => parse_tenant_id(&id)?,
             (None, auth::Principal::Tenant(t)) => t.tenant_id,
             (None, auth::Principal::Platform) => {
-                return Err(AppError::validation("id", "id is required with the platform key").into());
+                return Err(
+                    AppError::validation("id", "id is required with the platform key").into(),
+                );
             }
         };
-        Ok(TenantObject(tenants::service::get_visible(&st.db, &p, id).await?))
+        Ok(TenantObject(
+            tenants::service::get_visible(&st.db, &p, id).await?,
+        ))
     }
 
     /// The keys of a tenant, without secrets (platform key, or the tenant's ADMIN key).
@@ -266,7 +270,10 @@ impl TenantMutation {
             name: tenants::tenant_name(&input.name)?,
             timezone: validate::timezone("timezone", &input.timezone)?,
             points_name: tenants::points_name(
-                input.points_name.as_deref().unwrap_or(tenants::DEFAULT_POINTS_NAME),
+                input
+                    .points_name
+                    .as_deref()
+                    .unwrap_or(tenants::DEFAULT_POINTS_NAME),
             )?,
             branding: Branding {
                 primary_color: branding
@@ -302,13 +309,21 @@ impl TenantMutation {
             None => (Patch::Keep, Patch::Keep),
         };
         let patch = TenantPatch {
-            name: input.name.as_deref().map(tenants::tenant_name).transpose()?,
+            name: input
+                .name
+                .as_deref()
+                .map(tenants::tenant_name)
+                .transpose()?,
             timezone: input
                 .timezone
                 .as_deref()
                 .map(|t| validate::timezone("timezone", t))
                 .transpose()?,
-            points_name: input.points_name.as_deref().map(tenants::points_name).transpose()?,
+            points_name: input
+                .points_name
+                .as_deref()
+                .map(tenants::points_name)
+                .transpose()?,
             primary_color: color.try_map(|c| validate::color("branding.primaryColor", &c))?,
             logo_url: logo.try_map(|u| validate::url("branding.logoUrl", &u))?,
         };
@@ -326,7 +341,8 @@ impl TenantMutation {
     ) -> Result<CreateApiKeyPayload> {
         let st = state(ctx);
         let p = principal(ctx)?;
-        let tenant = TenantId::parse(&input.tenant_id).ok_or_else(|| AppError::not_found("tenant"))?;
+        let tenant =
+            TenantId::parse(&input.tenant_id).ok_or_else(|| AppError::not_found("tenant"))?;
         let (key, secret) =
             auth::service::create_api_key(&st.db, &p, tenant, input.role.into(), &input.name)
                 .await?;

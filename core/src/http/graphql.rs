@@ -44,7 +44,10 @@ pub(super) async fn graphql_get(
             )
             .into_response();
         }
-        return client_error(StatusCode::BAD_REQUEST, "GET /graphql needs a `query` parameter");
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "GET /graphql needs a `query` parameter",
+        );
     };
     let mut req = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,

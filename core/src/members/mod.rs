@@ -119,20 +119,40 @@ pub struct MemberLimits {
 /// Checks and normalises an enrolment. `today` is the date in the tenant's time zone.
 pub fn validate_enroll(
     req: &EnrollRequest,
+    now: DateTime<Utc>,
     today: NaiveDate,
     limits: MemberLimits,
 ) -> AppResult<Member> {
-    let now = Utc::now();
     Ok(Member {
         id: MemberId::new(),
         tenant_id: TenantId(uuid::Uuid::nil()),
         external_id: external_id(&req.external_id)?,
-        email: req.email.as_deref().map(|e| validate::email("email", e)).transpose()?,
-        phone: req.phone.as_deref().map(|p| validate::phone("phone", p)).transpose()?,
-        first_name: req.first_name.as_deref().map(|n| validate::text("firstName", n, 100)).transpose()?,
-        last_name: req.last_name.as_deref().map(|n| validate::text("lastName", n, 100)).transpose()?,
+        email: req
+            .email
+            .as_deref()
+            .map(|e| validate::email("email", e))
+            .transpose()?,
+        phone: req
+            .phone
+            .as_deref()
+            .map(|p| validate::phone("phone", p))
+            .transpose()?,
+        first_name: req
+            .first_name
+            .as_deref()
+            .map(|n| validate::text("firstName", n, 100))
+            .transpose()?,
+        last_name: req
+            .last_name
+            .as_deref()
+            .map(|n| validate::text("lastName", n, 100))
+            .transpose()?,
         birthday: req.birthday.map(|b| birthday(b, today)).transpose()?,
-        locale: req.locale.as_deref().map(|l| validate::locale("locale", l)).transpose()?,
+        locale: req
+            .locale
+            .as_deref()
+            .map(|l| validate::locale("locale", l))
+            .transpose()?,
         tags: tags(&req.tags, limits)?,
         consents: req.consents,
         attributes: attributes(req.attributes.clone(), limits)?,
@@ -147,17 +167,27 @@ pub fn validate_enroll(
 pub fn apply_patch(
     mut m: Member,
     patch: MemberPatch,
+    now: DateTime<Utc>,
     today: NaiveDate,
     limits: MemberLimits,
 ) -> AppResult<Member> {
     if m.status == MemberStatus::Erased {
-        return Err(AppError::validation("id", "an erased member cannot be changed"));
+        return Err(AppError::validation(
+            "id",
+            "an erased member cannot be changed",
+        ));
     }
     if let Some(e) = patch.external_id {
         m.external_id = external_id(&e)?;
     }
-    m.email = patch.email.try_map(|e| validate::email("email", &e))?.apply(m.email);
-    m.phone = patch.phone.try_map(|p| validate::phone("phone", &p))?.apply(m.phone);
+    m.email = patch
+        .email
+        .try_map(|e| validate::email("email", &e))?
+        .apply(m.email);
+    m.phone = patch
+        .phone
+        .try_map(|p| validate::phone("phone", &p))?
+        .apply(m.phone);
     m.first_name = patch
         .first_name
         .try_map(|n| validate::text("firstName", &n, 100))?
@@ -166,8 +196,14 @@ pub fn apply_patch(
         .last_name
         .try_map(|n| validate::text("lastName", &n, 100))?
         .apply(m.last_name);
-    m.birthday = patch.birthday.try_map(|b| birthday(b, today))?.apply(m.birthday);
-    m.locale = patch.locale.try_map(|l| validate::locale("locale", &l))?.apply(m.locale);
+    m.birthday = patch
+        .birthday
+        .try_map(|b| birthday(b, today))?
+        .apply(m.birthday);
+    m.locale = patch
+        .locale
+        .try_map(|l| validate::locale("locale", &l))?
+        .apply(m.locale);
     if let Some(t) = patch.tags {
         m.tags = tags(&t, limits)?;
     }
@@ -180,13 +216,12 @@ pub fn apply_patch(
     if let Some(a) = patch.attributes {
         m.attributes = attributes(Some(a), limits)?;
     }
-    m.updated_at = Utc::now();
+    m.updated_at = now;
     Ok(m)
 }
 
 /// The member with every piece of personal data removed.
-pub fn erased(mut m: Member) -> Member {
-    let now = Utc::now();
+pub fn erased(mut m: Member, now: DateTime<Utc>) -> Member {
     m.external_id = format!("erased:{}", m.id);
     m.email = None;
     m.phone = None;
@@ -223,7 +258,10 @@ fn birthday(b: NaiveDate, today: NaiveDate) -> AppResult<NaiveDate> {
         ));
     }
     if b < earliest {
-        return Err(AppError::validation("birthday", "birthday must be in 1900 or later"));
+        return Err(AppError::validation(
+            "birthday",
+            "birthday must be in 1900 or later",
+        ));
     }
     Ok(b)
 }
@@ -232,7 +270,10 @@ fn tags(input: &[String], limits: MemberLimits) -> AppResult<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(input.len());
     for t in input {
         let t = validate::text("tags", t, 64)?;
-        if !t.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.')) {
+        if !t
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+        {
             return Err(AppError::validation(
                 "tags",
                 format!("tag {t:?} may only hold letters, digits and - _ : ."),
@@ -245,7 +286,10 @@ fn tags(input: &[String], limits: MemberLimits) -> AppResult<Vec<String>> {
     if out.len() > limits.tags_max {
         return Err(AppError::validation(
             "tags",
-            format!("a member may carry at most {} tags (api.member_tags_max)", limits.tags_max),
+            format!(
+                "a member may carry at most {} tags (api.member_tags_max)",
+                limits.tags_max
+            ),
         ));
     }
     Ok(out)
@@ -259,10 +303,15 @@ fn attributes(
         None | Some(serde_json::Value::Null) => serde_json::Map::new(),
         Some(serde_json::Value::Object(map)) => map,
         Some(_) => {
-            return Err(AppError::validation("attributes", "attributes must be a JSON object"));
+            return Err(AppError::validation(
+                "attributes",
+                "attributes must be a JSON object",
+            ));
         }
     };
-    let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(&map)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > limits.attributes_bytes_max {
         return Err(AppError::validation(
             "attributes",
@@ -305,20 +354,90 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(&str, EnrollRequest)> = vec![
-            ("externalId", EnrollRequest { external_id: " ".into(), ..req() }),
-            ("externalId", EnrollRequest { external_id: "erased:x".into(), ..req() }),
-            ("email", EnrollRequest { email: Some("nope".into()), ..req() }),
-            ("phone", EnrollRequest { phone: Some("0612".into()), ..req() }),
-            ("birthday", EnrollRequest { birthday: NaiveDate::from_ymd_opt(2026, 6, 2), ..req() }),
-            ("birthday", EnrollRequest { birthday: NaiveDate::from_ymd_opt(1850, 1, 1), ..req() }),
-            ("locale", EnrollRequest { locale: Some("!!".into()), ..req() }),
-            ("tags", EnrollRequest { tags: vec!["a".into(), "b".into(), "c".into()], ..req() }),
-            ("tags", EnrollRequest { tags: vec!["no spaces".into()], ..req() }),
-            ("attributes", EnrollRequest { attributes: Some(serde_json::json!([1])), ..req() }),
-            ("attributes", EnrollRequest { attributes: Some(serde_json::json!({"k": "x".repeat(100)})), ..req() }),
+            (
+                "externalId",
+                EnrollRequest {
+                    external_id: " ".into(),
+                    ..req()
+                },
+            ),
+            (
+                "externalId",
+                EnrollRequest {
+                    external_id: "erased:x".into(),
+                    ..req()
+                },
+            ),
+            (
+                "email",
+                EnrollRequest {
+                    email: Some("nope".into()),
+                    ..req()
+                },
+            ),
+            (
+                "phone",
+                EnrollRequest {
+                    phone: Some("0612".into()),
+                    ..req()
+                },
+            ),
+            (
+                "birthday",
+                EnrollRequest {
+                    birthday: NaiveDate::from_ymd_opt(2026, 6, 2),
+                    ..req()
+                },
+            ),
+            (
+                "birthday",
+                EnrollRequest {
+                    birthday: NaiveDate::from_ymd_opt(1850, 1, 1),
+                    ..req()
+                },
+            ),
+            (
+                "locale",
+                EnrollRequest {
+                    locale: Some("!!".into()),
+                    ..req()
+                },
+            ),
+            (
+                "tags",
+                EnrollRequest {
+                    tags: vec!["a".into(), "b".into(), "c".into()],
+                    ..req()
+                },
+            ),
+            (
+                "tags",
+                EnrollRequest {
+                    tags: vec!["no spaces".into()],
+                    ..req()
+                },
+            ),
+            (
+                "attributes",
+                EnrollRequest {
+                    attributes: Some(serde_json::json!([1])),
+                    ..req()
+                },
+            ),
+            (
+                "attributes",
+                EnrollRequest {
+                    attributes: Some(serde_json::json!({"k": "x".repeat(100)})),
+                    ..req()
+                },
+            ),
         ];
         for (field, r) in cases {
-            assert_eq!(field_of(validate_enroll(&r, today(), LIMITS)), field, "{r:?}");
+            assert_eq!(
+                field_of(validate_enroll(&r, Utc::now(), today(), LIMITS)),
+                field,
+                "{r:?}"
+            );
         }
     }
 
@@ -329,7 +448,7 @@ mod tests {
             tags: vec!["vip".into(), "vip".into()],
             ..req()
         };
-        let m = validate_enroll(&r, today(), LIMITS).expect("valid");
+        let m = validate_enroll(&r, Utc::now(), today(), LIMITS).expect("valid");
         assert_eq!(m.tags, vec!["vip".to_string()]);
     }
 
@@ -340,11 +459,14 @@ mod tests {
             first_name: Some("Ann".into()),
             ..req()
         };
-        let m = erased(validate_enroll(&r, today(), LIMITS).expect("valid"));
+        let m = erased(
+            validate_enroll(&r, Utc::now(), today(), LIMITS).expect("valid"),
+            Utc::now(),
+        );
         assert_eq!(m.email, None);
         assert_eq!(m.first_name, None);
         assert!(m.external_id.starts_with("erased:"));
         assert_eq!(m.status, MemberStatus::Erased);
-        assert!(apply_patch(m, MemberPatch::default(), today(), LIMITS).is_err());
+        assert!(apply_patch(m, MemberPatch::default(), Utc::now(), today(), LIMITS).is_err());
     }
 }

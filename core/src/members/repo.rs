@@ -180,6 +180,9 @@ pub async fn list(
         q = q.filter(members::Column::Status.eq(status.as_str()));
     }
     let rows = q.limit(page.limit + 1).all(conn).await?;
-    let rows = rows.into_iter().map(to_domain).collect::<AppResult<Vec<_>>>()?;
+    let rows = rows
+        .into_iter()
+        .map(to_domain)
+        .collect::<AppResult<Vec<_>>>()?;
     Ok(Page::from_overfetch(rows, page.limit))
 }

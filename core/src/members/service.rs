@@ -1,8 +1,6 @@
 //! Member operations: enrol, change, deactivate, erase, read.
 
-use super::{
-    EnrollRequest, Member, MemberFilter, MemberLimits, MemberPatch, MemberStatus, repo,
-};
+use super::{EnrollRequest, Member, MemberFilter, MemberLimits, MemberPatch, MemberStatus, repo};
 use crate::auth::{Access, Principal, TenantPrincipal};
 use crate::db::Db;
 use crate::error::{AppError, AppResult, is_unique_violation};
@@ -10,12 +8,14 @@ use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{MemberId, TenantId};
 use crate::pagination::{Page, PageRequest};
 use crate::tenants;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::ConnectionTrait;
 
-async fn today_for(db: &Db, tenant: TenantId) -> AppResult<NaiveDate> {
+/// Now, and today's date in the tenant's time zone.
+async fn now_for(db: &Db, tenant: TenantId) -> AppResult<(DateTime<Utc>, NaiveDate)> {
     let t = tenants::service::get(db, tenant).await?;
-    Ok(Utc::now().with_timezone(&t.timezone).date_naive())
+    let now = crate::clock::now();
+    Ok((now, now.with_timezone(&t.timezone).date_naive()))
 }
 
 /// Maps a unique violation of the member table to the CONFLICT a client can act on.
@@ -61,16 +61,28 @@ pub async fn enroll(
     let key = idempotency_key
         .map(|k| IdempotencyKey::new(t.tenant_id.to_string(), k, "enrollMember", &req))
         .transpose()?;
-    let today = today_for(db, t.tenant_id).await?;
-    let mut member = super::validate_enroll(&req, today, limits)?;
+    let (now, today) = now_for(db, t.tenant_id).await?;
+    let mut member = super::validate_enroll(&req, now, today, limits)?;
     member.tenant_id = t.tenant_id;
 
     let txn = db.begin_write().await?;
-    if let Some(k) = &key
-        && let Some(id) = idempotency::lookup(&txn, k).await?
-    {
-        drop(txn);
-        return stored_result(db, t, &id).await;
+    if let Some(k) = &key {
+        if let Some(id) = idempotency::lookup(&txn, k).await? {
+            drop(txn);
+            return stored_result(db, t, &id).await;
+        }
+        // The key goes in first: a concurrent request with the same key waits on it and then
+        // fails with a unique violation, and answers with the winner's result below.
+        if let Err(e) = idempotency::record(&txn, k, &member.id.to_string()).await {
+            drop(txn);
+            if is_unique_violation(&e) {
+                return match idempotency::lookup(db.reader(), k).await? {
+                    Some(id) => stored_result(db, t, &id).await,
+                    None => Err(AppError::internal(e)),
+                };
+            }
+            return Err(e.into());
+        }
     }
     if let Err(e) = repo::insert(&txn, &member).await {
         if !is_db_unique(&e) {
@@ -78,19 +90,6 @@ pub async fn enroll(
         }
         drop(txn);
         return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
-    }
-    if let Some(k) = &key
-        && let Err(e) = idempotency::record(&txn, k, &member.id.to_string()).await
-    {
-        // A concurrent request with the same key committed first: answer as it did.
-        drop(txn);
-        if is_unique_violation(&e) {
-            return match idempotency::lookup(db.reader(), k).await? {
-                Some(id) => stored_result(db, t, &id).await,
-                None => Err(AppError::internal(e)),
-            };
-        }
-        return Err(e.into());
     }
     txn.commit().await?;
     Ok(member)
@@ -113,12 +112,12 @@ pub async fn update(
     limits: MemberLimits,
 ) -> AppResult<Member> {
     let t = principal.require_tenant(Access::Write)?;
-    let today = today_for(db, t.tenant_id).await?;
+    let (now, today) = now_for(db, t.tenant_id).await?;
     let txn = db.begin_write().await?;
     let current = repo::find(&txn, t.tenant_id, id)
         .await?
         .ok_or(AppError::not_found("member"))?;
-    let updated = super::apply_patch(current, patch, today, limits)?;
+    let updated = super::apply_patch(current, patch, now, today, limits)?;
     if let Err(e) = repo::save(&txn, &updated).await {
         if !is_db_unique(&e) {
             return Err(e);
@@ -143,11 +142,14 @@ pub async fn set_status(
         .await?
         .ok_or(AppError::not_found("member"))?;
     if m.status == MemberStatus::Erased {
-        return Err(AppError::validation("id", "an erased member cannot be changed"));
+        return Err(AppError::validation(
+            "id",
+            "an erased member cannot be changed",
+        ));
     }
     if m.status != status {
         m.status = status;
-        m.updated_at = Utc::now();
+        m.updated_at = crate::clock::now();
         repo::save(&txn, &m).await?;
         txn.commit().await?;
     }
@@ -164,7 +166,7 @@ pub async fn erase(db: &Db, principal: &Principal, id: MemberId) -> AppResult<Me
     if m.status == MemberStatus::Erased {
         return Ok(m);
     }
-    let m = super::erased(m);
+    let m = super::erased(m, crate::clock::now());
     repo::save(&txn, &m).await?;
     txn.commit().await?;
     tracing::info!(tenant = %t.tenant_id, member = %m.id, "member erased");

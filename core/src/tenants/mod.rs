@@ -88,7 +88,9 @@ mod tests {
         for ok in ["acme", "coffee-stars", "a1b"] {
             assert!(slug(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "ab", "Acme", "-acme", "acme-", "ac--me", "ac me", "acmé"] {
+        for bad in [
+            "", "ab", "Acme", "-acme", "acme-", "ac--me", "ac me", "acmé",
+        ] {
             assert!(slug(bad).is_err(), "{bad}");
         }
     }

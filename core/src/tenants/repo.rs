@@ -5,7 +5,6 @@ use crate::db::entities::tenants;
 use crate::error::{AppError, AppResult};
 use crate::ids::TenantId;
 use crate::pagination::{Page, PageRequest};
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -13,7 +12,11 @@ use sea_orm::{
 
 fn to_domain(m: tenants::Model) -> AppResult<Tenant> {
     let timezone = m.timezone.parse().map_err(|_| {
-        AppError::internal(anyhow::anyhow!("tenant {} has bad timezone {:?}", m.id, m.timezone))
+        AppError::internal(anyhow::anyhow!(
+            "tenant {} has bad timezone {:?}",
+            m.id,
+            m.timezone
+        ))
     })?;
     Ok(Tenant {
         id: TenantId(m.id),
@@ -31,7 +34,7 @@ fn to_domain(m: tenants::Model) -> AppResult<Tenant> {
 }
 
 pub async fn insert(conn: &impl ConnectionTrait, id: TenantId, t: &NewTenant) -> AppResult<Tenant> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let model = tenants::Model {
         id: id.0,
         slug: t.slug.clone(),
@@ -86,7 +89,7 @@ pub async fn update(
     }
     a.primary_color = Set(patch.primary_color.apply(model.primary_color));
     a.logo_url = Set(patch.logo_url.apply(model.logo_url));
-    a.updated_at = Set(Utc::now());
+    a.updated_at = Set(crate::clock::now());
     to_domain(a.update(conn).await?).map(Some)
 }
 
@@ -96,6 +99,9 @@ pub async fn list(conn: &impl ConnectionTrait, page: PageRequest) -> AppResult<P
         q = q.filter(tenants::Column::Id.gt(after));
     }
     let rows = q.limit(page.limit + 1).all(conn).await?;
-    let rows = rows.into_iter().map(to_domain).collect::<AppResult<Vec<_>>>()?;
+    let rows = rows
+        .into_iter()
+        .map(to_domain)
+        .collect::<AppResult<Vec<_>>>()?;
     Ok(Page::from_overfetch(rows, page.limit))
 }

@@ -17,7 +17,8 @@ pub async fn create(db: &Db, principal: &Principal, input: NewTenant) -> AppResu
             Ok(t)
         }
         Err(AppError::Internal(e))
-            if e.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unique_violation) =>
+            if e.downcast_ref::<sea_orm::DbErr>()
+                .is_some_and(is_unique_violation) =>
         {
             Err(AppError::Conflict(format!(
                 "a tenant with slug {:?} already exists",

@@ -1,0 +1,280 @@
+//! End-to-end test harness: the real server on `127.0.0.1:0` over a fresh database.
+//!
+//! Every scenario is an `async fn(Backend)`; [`both_backends!`] turns a list of them into
+//! `sqlite::name` and `postgres::name` tests. PostgreSQL is found at
+//! `LOYALTY_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); each
+//! test creates its own database with a unique name and drops it at the end. PostgreSQL
+//! missing is a failure, never a skip.
+
+use anyhow::Context as _;
+use loyalty_core::config::{Secret, Settings};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The platform key every test server is started with.
+pub const PLATFORM_KEY: &str = "lp_test_platform_key_0123456789abcdef";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per scenario and backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("LOYALTY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that exists for one test.
+pub enum TestDb {
+    Sqlite { dir: PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> anyhow::Result<Self> {
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("loyalty-test-{unique}"));
+                std::fs::create_dir_all(&dir)?;
+                Ok(Self::Sqlite { dir })
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("loyalty_test_{unique}");
+                let admin = Database::connect(&admin_url).await.with_context(|| {
+                    format!(
+                        "PostgreSQL is required for the tests and is not reachable at {admin_url} \
+                         (set LOYALTY_TEST_POSTGRES_URL)"
+                    )
+                })?;
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await?;
+                admin.close().await?;
+                Ok(Self::Postgres { admin_url, name })
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite { dir } => format!("sqlite://{}/loyalty.db?mode=rwc", dir.display()),
+            Self::Postgres { admin_url, name } => match admin_url.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{name}"),
+                None => format!("{admin_url}/{name}"),
+            },
+        }
+    }
+
+    pub async fn drop_db(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite { dir } => {
+                std::fs::remove_dir_all(dir).ok();
+            }
+            Self::Postgres { admin_url, name } => {
+                let admin = Database::connect(admin_url).await?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await?;
+                admin.close().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings for a test server on `db`, with the test platform key.
+pub fn settings_for(db: &TestDb) -> Settings {
+    let mut s = Settings::default();
+    s.database.url = Secret::new(db.url());
+    s.database.connections_max = 8;
+    s.auth.platform_key = Some(Secret::new(PLATFORM_KEY));
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.shutdown_grace_s = 5;
+    s
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    db: Option<TestDb>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server whose settings `adjust` may change (limits, for instance).
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::create(backend).await.expect("test database");
+        let mut settings = settings_for(&db);
+        adjust(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let launched = loyalty_core::http::launch(settings, listener, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server starts");
+        Self {
+            addr: launched.addr,
+            http: reqwest::Client::new(),
+            db: Some(db),
+            stop: Some(tx),
+            task: Some(launched.task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a GraphQL request and returns the whole JSON response.
+    pub async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.expect("request sent");
+        resp.json().await.expect("JSON response")
+    }
+
+    /// Like [`gql`](Self::gql) but panics on errors and returns `data`.
+    pub async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
+        let v = self.gql(Some(key), query, variables).await;
+        assert!(v.get("errors").is_none(), "unexpected errors: {v:#}");
+        v["data"].clone()
+    }
+
+    /// Creates a tenant and an ADMIN key for it: `(tenant id, admin key)`.
+    pub async fn tenant(&self, slug: &str) -> (String, String) {
+        let data = self
+            .ok(
+                PLATFORM_KEY,
+                "mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id slug } } }",
+                json!({ "i": { "slug": slug, "name": format!("Brand {slug}"), "timezone": "Europe/Amsterdam" } }),
+            )
+            .await;
+        let id = data["createTenant"]["tenant"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let key = self.key(PLATFORM_KEY, &id, "ADMIN").await;
+        (id, key)
+    }
+
+    /// Issues a key with `role` for `tenant` using `as_key`.
+    pub async fn key(&self, as_key: &str, tenant: &str, role: &str) -> String {
+        let data = self
+            .ok(
+                as_key,
+                "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret apiKey { id role } } }",
+                json!({ "i": { "tenantId": tenant, "role": role, "name": format!("{role} key") } }),
+            )
+            .await;
+        assert_eq!(data["createApiKey"]["apiKey"]["role"], role);
+        data["createApiKey"]["secret"]
+            .as_str()
+            .expect("secret")
+            .to_string()
+    }
+
+    /// Enrols a member and returns its id.
+    pub async fn enroll(&self, key: &str, input: Value) -> String {
+        let data = self
+            .ok(
+                key,
+                "mutation($i: EnrollMemberInput!) { enrollMember(input: $i) { member { id } } }",
+                json!({ "i": input }),
+            )
+            .await;
+        data["enrollMember"]["member"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Stops the server (graceful shutdown) and drops the database.
+    pub async fn finish(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+        if let Some(db) = self.db.take() {
+            db.drop_db().await.expect("drop test database");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    /// A failed test still removes its database.
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(db) = self.db.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Runtime::new() {
+                    let _ = rt.block_on(db.drop_db());
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// The `extensions.code` of the first error, or "OK".
+pub fn code(v: &Value) -> String {
+    v["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("OK")
+        .to_string()
+}
+
+/// The `extensions.field` of the first error.
+pub fn field(v: &Value) -> String {
+    v["errors"][0]["extensions"]["field"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
