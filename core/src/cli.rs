@@ -101,6 +101,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Serve { demo } => {
             let listen = settings.server.listen.clone();
+            let shutdown = http::shutdown_signal()?;
             let (app, generated) = AppState::start(settings).await?;
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             let addr = listener.local_addr()?;
@@ -114,7 +115,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             if demo {
                 demo::ensure_demo(&app, addr).await?;
             }
-            http::serve(listener, app, http::shutdown_signal()).await
+            http::serve(listener, app, shutdown).await
         }
         Command::Config | Command::Schema => Ok(()),
     }

@@ -205,24 +205,30 @@ async fn serve_migrate_and_shut_down_gracefully(postgres: bool) {
     assert_eq!(resp.status(), 200);
     assert!(resp.text().await.expect("text").contains("\"tenants\""));
 
-    // An in-flight request: headers and half the body sent before SIGTERM, the rest after.
+    // An in-flight request: the handler is reading its body (the server said 100 Continue)
+    // when SIGTERM arrives; the body is sent after the server announced its shutdown.
     let mut stream = tokio::net::TcpStream::connect(&addr)
         .await
         .expect("connect");
     let head = format!(
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    let (first, rest) = body.split_at(body.len() / 2);
     stream.write_all(head.as_bytes()).await.expect("write head");
-    stream
-        .write_all(first.as_bytes())
-        .await
-        .expect("write half");
     stream.flush().await.expect("flush");
+    let mut interim = [0u8; 25];
+    stream
+        .read_exact(&mut interim)
+        .await
+        .expect("read 100 Continue");
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 Continue"),
+        "{:?}",
+        String::from_utf8_lossy(&interim)
+    );
     server.signal("-TERM");
     server.wait_for("shutting down");
-    stream.write_all(rest.as_bytes()).await.expect("write rest");
+    stream.write_all(body.as_bytes()).await.expect("write body");
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
