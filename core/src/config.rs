@@ -16,7 +16,30 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub api: ApiSettings,
+    pub jobs: JobSettings,
     pub log: LogSettings,
+}
+
+/// The background job runner inside the server (ledger unlocks and expiry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobSettings {
+    /// Run the jobs inside `loyalty serve` (turn off when a separate worker runs them).
+    pub enabled: bool,
+    /// Seconds between runs (a full batch runs again at once).
+    pub interval_s: u64,
+    /// Most lots one job handles per run.
+    pub batch_max: u64,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_s: 60,
+            batch_max: 500,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +214,10 @@ impl Settings {
         anyhow::ensure!(
             self.api.body_bytes_max >= 1024,
             "api.body_bytes_max must be at least 1024"
+        );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.jobs.batch_max),
+            "jobs.batch_max must be between 1 and 100000"
         );
         anyhow::ensure!(
             self.database.connections_max >= 1,

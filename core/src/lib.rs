@@ -24,6 +24,7 @@ pub mod graphql;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod ledger;
 pub mod members;
 pub mod pagination;
 pub mod tenants;

@@ -278,3 +278,110 @@ pub fn field(v: &Value) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// The server's state without HTTP, for service-level tests (ledger operations, jobs, audit).
+pub struct TestApp {
+    pub app: loyalty_core::AppState,
+    db: Option<TestDb>,
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> Self {
+        let db = TestDb::create(backend).await.expect("test database");
+        let (app, _) = loyalty_core::AppState::start(settings_for(&db))
+            .await
+            .expect("state starts");
+        Self { app, db: Some(db) }
+    }
+
+    /// A tenant with the given policy, and a member in it.
+    pub async fn tenant_and_member(
+        &self,
+        slug: &str,
+        policy: loyalty_core::tenants::PointsPolicy,
+    ) -> (loyalty_core::tenants::Tenant, loyalty_core::ids::MemberId) {
+        use loyalty_core::auth::Principal;
+        use loyalty_core::tenants::{self, Branding, NewTenant};
+        let db = &self.app.db;
+        let t = tenants::service::create(
+            db,
+            &Principal::Platform,
+            NewTenant {
+                slug: slug.into(),
+                name: slug.into(),
+                timezone: chrono_tz_utc(),
+                points_name: "points".into(),
+                branding: Branding::default(),
+            },
+        )
+        .await
+        .expect("tenant");
+        let txn = db.begin_write().await.expect("txn");
+        let t = tenants::repo::set_points_policy(&txn, t.id, policy)
+            .await
+            .expect("policy")
+            .expect("tenant exists");
+        txn.commit().await.expect("commit");
+        let (_, secret) = loyalty_core::auth::service::create_api_key(
+            db,
+            &Principal::Platform,
+            t.id,
+            loyalty_core::auth::Role::Admin,
+            "test",
+        )
+        .await
+        .expect("key");
+        let admin =
+            loyalty_core::auth::service::authenticate(db, &self.app.platform_key_hash, &secret)
+                .await
+                .expect("auth");
+        let m = loyalty_core::members::service::enroll(
+            db,
+            &admin,
+            loyalty_core::members::EnrollRequest {
+                external_id: format!("{slug}-member"),
+                ..Default::default()
+            },
+            None,
+            loyalty_core::members::MemberLimits {
+                attributes_bytes_max: 1024,
+                tags_max: 10,
+            },
+        )
+        .await
+        .expect("member");
+        (t, m.id)
+    }
+
+    /// Asserts the ledger audit finds nothing.
+    pub async fn assert_audit_clean(&self) {
+        let v = loyalty_core::ledger::audit::audit(&self.app.db)
+            .await
+            .expect("audit runs");
+        assert!(v.is_empty(), "ledger audit violations: {v:#?}");
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(db) = self.db.take() {
+            self.app.db.clone().close().await;
+            db.drop_db().await.expect("drop test database");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Runtime::new() {
+                    let _ = rt.block_on(db.drop_db());
+                }
+            })
+            .join();
+        }
+    }
+}
+
+fn chrono_tz_utc() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}

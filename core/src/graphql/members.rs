@@ -1,11 +1,13 @@
 //! Members.
 
+use super::ledger::{BalanceObject, EntryObject, ExpiringObject};
 use super::scalars::Date;
 use super::{principal, state};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::ids::MemberId;
+use crate::ledger::service as ledger;
 use crate::members::{
     self, Consents, EnrollRequest, Member, MemberFilter, MemberLimits, MemberPatch, MemberStatus,
 };
@@ -121,6 +123,47 @@ impl MemberObject {
     }
     async fn erased_at(&self) -> Option<DateTime<Utc>> {
         self.0.erased_at
+    }
+    /// Points balances and lifetime totals.
+    async fn balance(&self, ctx: &Context<'_>) -> Result<BalanceObject> {
+        let st = state(ctx);
+        let p = principal(ctx)?;
+        Ok(ledger::balances(&st.db, &p, self.0.id).await?.into())
+    }
+    /// Available points that expire within `withinDays`, per expiry instant, soonest first.
+    async fn expiring_points(
+        &self,
+        ctx: &Context<'_>,
+        within_days: i32,
+    ) -> Result<Vec<ExpiringObject>> {
+        let st = state(ctx);
+        let p = principal(ctx)?;
+        let rows = ledger::expiring(&st.db, &p, self.0.id, within_days).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, points)| ExpiringObject::new(at, points))
+            .collect())
+    }
+    /// Ledger entries, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, EntryObject>> {
+        let st = state(ctx);
+        let p = principal(ctx)?;
+        let page = PageRequest::new(first, after.as_deref(), &st.settings.api)?;
+        let result = ledger::history(&st.db, &p, self.0.id, page).await?;
+        let mut conn = Connection::new(page.after.is_some(), result.has_next_page);
+        conn.edges.extend(
+            result
+                .items
+                .into_iter()
+                .map(|e| Edge::new(encode_cursor(e.id), EntryObject(e))),
+        );
+        Ok(conn)
     }
 }
 

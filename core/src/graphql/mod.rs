@@ -6,6 +6,7 @@
 //! tomorrow) gets the same rules.
 
 mod error;
+mod ledger;
 mod members;
 mod scalars;
 mod tenants;
@@ -24,7 +25,11 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 pub struct QueryRoot(tenants::TenantQuery, members::MemberQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(tenants::TenantMutation, members::MemberMutation);
+pub struct MutationRoot(
+    tenants::TenantMutation,
+    members::MemberMutation,
+    ledger::LedgerMutation,
+);
 
 /// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a
 /// key that is unknown or revoked.

@@ -42,6 +42,10 @@ impl TenantObject {
             logo_url: self.0.branding.logo_url.clone(),
         }
     }
+    /// When points expire and what returns do to spent points.
+    async fn points_policy(&self) -> super::ledger::PolicyObject {
+        self.0.points_policy.into()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

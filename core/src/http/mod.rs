@@ -69,6 +69,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_s);
     let db = app.db.clone();
+    let (jobs_stop, jobs_rx) = tokio::sync::watch::channel(false);
+    let jobs = app
+        .settings
+        .jobs
+        .enabled
+        .then(|| crate::ledger::jobs::spawn(app.clone(), jobs_rx));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown.await;
@@ -81,6 +87,10 @@ pub async fn serve(
         () = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
             tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
         }
+    }
+    let _ = jobs_stop.send(true);
+    if let Some(j) = jobs {
+        let _ = j.await;
     }
     db.close().await;
     Ok(())

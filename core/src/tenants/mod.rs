@@ -8,6 +8,7 @@ pub mod service;
 
 use crate::error::{AppError, AppResult};
 use crate::ids::TenantId;
+use crate::ledger::{ExpiryPolicy, ShortfallPolicy};
 use crate::validate::{self, Patch};
 use chrono::{DateTime, Utc};
 use regex::Regex;
@@ -22,8 +23,25 @@ pub struct Tenant {
     pub timezone: chrono_tz::Tz,
     pub points_name: String,
     pub branding: Branding,
+    pub points_policy: PointsPolicy,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How a tenant's points behave: when they expire, and what a return does to spent points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PointsPolicy {
+    pub expiry: ExpiryPolicy,
+    pub shortfall: ShortfallPolicy,
+}
+
+impl Default for PointsPolicy {
+    fn default() -> Self {
+        Self {
+            expiry: ExpiryPolicy::Never,
+            shortfall: ShortfallPolicy::RecordShortfall,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

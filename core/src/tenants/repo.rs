@@ -1,9 +1,10 @@
 //! Queries for tenants.
 
-use super::{Branding, NewTenant, Tenant, TenantPatch};
+use super::{Branding, NewTenant, PointsPolicy, Tenant, TenantPatch};
 use crate::db::entities::tenants;
 use crate::error::{AppError, AppResult};
 use crate::ids::TenantId;
+use crate::ledger::{ExpiryPolicy, ShortfallPolicy};
 use crate::pagination::{Page, PageRequest};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -28,6 +29,17 @@ fn to_domain(m: tenants::Model) -> AppResult<Tenant> {
             primary_color: m.primary_color,
             logo_url: m.logo_url,
         },
+        points_policy: PointsPolicy {
+            expiry: ExpiryPolicy::from_db(&m.expiry_policy).ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("bad expiry policy {:?}", m.expiry_policy))
+            })?,
+            shortfall: ShortfallPolicy::from_db(&m.shortfall_policy).ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!(
+                    "bad shortfall policy {:?}",
+                    m.shortfall_policy
+                ))
+            })?,
+        },
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
@@ -43,6 +55,8 @@ pub async fn insert(conn: &impl ConnectionTrait, id: TenantId, t: &NewTenant) ->
         points_name: t.points_name.clone(),
         primary_color: t.branding.primary_color.clone(),
         logo_url: t.branding.logo_url.clone(),
+        expiry_policy: PointsPolicy::default().expiry.as_db(),
+        shortfall_policy: PointsPolicy::default().shortfall.as_db().into(),
         created_at: now,
         updated_at: now,
     };
@@ -104,4 +118,19 @@ pub async fn list(conn: &impl ConnectionTrait, page: PageRequest) -> AppResult<P
         .map(to_domain)
         .collect::<AppResult<Vec<_>>>()?;
     Ok(Page::from_overfetch(rows, page.limit))
+}
+
+pub async fn set_points_policy(
+    conn: &impl ConnectionTrait,
+    id: TenantId,
+    policy: PointsPolicy,
+) -> AppResult<Option<Tenant>> {
+    let Some(model) = tenants::Entity::find_by_id(id.0).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut a = model.into_active_model();
+    a.expiry_policy = Set(policy.expiry.as_db());
+    a.shortfall_policy = Set(policy.shortfall.as_db().into());
+    a.updated_at = Set(crate::clock::now());
+    to_domain(a.update(conn).await?).map(Some)
 }

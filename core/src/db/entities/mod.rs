@@ -2,6 +2,12 @@
 
 pub mod api_keys;
 pub mod idempotency_records;
+pub mod ledger_allocations;
+pub mod ledger_balances;
+pub mod ledger_entries;
+pub mod ledger_holds;
+pub mod ledger_lines;
+pub mod ledger_lots;
 pub mod member_tags;
 pub mod members;
 pub mod platform_settings;

@@ -11,6 +11,8 @@ pub struct Model {
     pub points_name: String,
     pub primary_color: Option<String>,
     pub logo_url: Option<String>,
+    pub expiry_policy: String,
+    pub shortfall_policy: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

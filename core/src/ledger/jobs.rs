@@ -1,0 +1,113 @@
+//! Background work of the ledger: unlock pending lots whose lock ended, expire lots past their
+//! expiry. Each lot is handled in its own short transaction (it locks one member), in batches
+//! of at most `jobs.batch_max`, so the jobs never hold a lock that purchases wait on for long.
+
+use super::{repo, service};
+use crate::AppState;
+use crate::db::Db;
+use crate::error::AppResult;
+use crate::ids::TenantId;
+use crate::tenants::{self, Tenant};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What one run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobReport {
+    pub unlocked: u64,
+    pub expired: u64,
+}
+
+async fn tenant(db: &Db, cache: &mut HashMap<TenantId, Tenant>, id: TenantId) -> AppResult<Tenant> {
+    if let Some(t) = cache.get(&id) {
+        return Ok(t.clone());
+    }
+    let t = tenants::service::get(db, id).await?;
+    cache.insert(id, t.clone());
+    Ok(t)
+}
+
+/// One batch of each job as of `now`. Returns what it did; a full batch means more may wait.
+pub async fn run_batch(db: &Db, batch_max: u64, now: DateTime<Utc>) -> AppResult<JobReport> {
+    let mut report = JobReport::default();
+    let mut cache = HashMap::new();
+    for lot in repo::due_unlocks(db.reader(), now, batch_max).await? {
+        let t = tenant(db, &mut cache, TenantId(lot.tenant_id))
+            .await?
+            .clone();
+        let txn = db.begin_write().await?;
+        if service::unlock_lot_in(&txn, &t, lot.id, now)
+            .await?
+            .is_some()
+        {
+            report.unlocked += 1;
+        }
+        txn.commit().await?;
+    }
+    for lot in repo::due_expiries(db.reader(), now, batch_max).await? {
+        let t = tenant(db, &mut cache, TenantId(lot.tenant_id))
+            .await?
+            .clone();
+        let txn = db.begin_write().await?;
+        if service::expire_lot_in(&txn, &t, lot.id, now)
+            .await?
+            .is_some()
+        {
+            report.expired += 1;
+        }
+        txn.commit().await?;
+    }
+    Ok(report)
+}
+
+/// Runs batches until nothing is due (for `loyalty jobs run-once`). Bounded: at most
+/// `rounds_max` batches.
+pub async fn run_until_idle(
+    db: &Db,
+    batch_max: u64,
+    rounds_max: u32,
+    now: DateTime<Utc>,
+) -> AppResult<JobReport> {
+    let mut total = JobReport::default();
+    for _ in 0..rounds_max {
+        let r = run_batch(db, batch_max, now).await?;
+        total.unlocked += r.unlocked;
+        total.expired += r.expired;
+        if r.unlocked < batch_max && r.expired < batch_max {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// The in-server runner: one batch every `jobs.interval_s`, at once again while batches are
+/// full. Stops when `shutdown` fires.
+pub fn spawn(
+    app: AppState,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let interval = Duration::from_secs(app.settings.jobs.interval_s.max(1));
+        let batch_max = app.settings.jobs.batch_max;
+        loop {
+            match run_batch(&app.db, batch_max, crate::clock::now()).await {
+                Ok(r) if r.unlocked >= batch_max || r.expired >= batch_max => continue,
+                Ok(r) => {
+                    if r != JobReport::default() {
+                        tracing::info!(
+                            unlocked = r.unlocked,
+                            expired = r.expired,
+                            "ledger jobs ran"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = ?e, "ledger jobs failed; retrying next interval"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}
