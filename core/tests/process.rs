@@ -3,7 +3,7 @@
 //! Database scenarios run on SQLite and on PostgreSQL (`LOYALTY_TEST_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, EntityTrait, IntoActiveModel};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -246,6 +246,48 @@ async fn serve_migrate_and_shut_down_gracefully(postgres: bool) {
     assert!(!line.contains("lp_"), "{line}");
     again.signal("-INT");
     assert!(again.child.wait().expect("wait").success());
+
+    // Operator tools on the same database: jobs and the ledger audit.
+    let jobs = loyalty(&dir)
+        .args(["jobs", "run-once"])
+        .env("LOYALTY__DATABASE__URL", db.url())
+        .output()
+        .expect("run jobs");
+    assert!(jobs.status.success(), "{jobs:?}");
+    assert!(String::from_utf8_lossy(&jobs.stdout).contains("unlocked 0 lots, expired 0 lots"));
+    let audit = loyalty(&dir)
+        .args(["ledger", "audit"])
+        .env("LOYALTY__DATABASE__URL", db.url())
+        .output()
+        .expect("run audit");
+    assert!(audit.status.success(), "{audit:?}");
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("ledger audit: ok"));
+    // A balance row that no line explains is reported, and the exit code says so.
+    let conn = Database::connect(db.url()).await.expect("connect");
+    let stray = loyalty_core::db::entities::ledger_balances::Model {
+        member_id: uuid::Uuid::now_v7(),
+        tenant_id: uuid::Uuid::now_v7(),
+        available: 5,
+        pending: 0,
+        held: 0,
+        lifetime_earned: 5,
+        lifetime_redeemed: 0,
+        lifetime_expired: 0,
+        updated_at: loyalty_core::clock::now(),
+    };
+    loyalty_core::db::entities::ledger_balances::Entity::insert(stray.into_active_model())
+        .exec_without_returning(&conn)
+        .await
+        .expect("tamper");
+    conn.close().await.ok();
+    let audit = loyalty(&dir)
+        .args(["ledger", "audit"])
+        .env("LOYALTY__DATABASE__URL", db.url())
+        .output()
+        .expect("run audit");
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert_eq!(audit.status.code(), Some(1), "{audit:?}");
+    assert!(text.contains("invariant 3"), "{text}");
 
     db.drop_db().await;
     std::fs::remove_dir_all(&dir).ok();
