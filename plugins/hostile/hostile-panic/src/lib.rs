@@ -21,7 +21,11 @@ impl PointRule for Hostile {
         }
     }
 
-    fn validate_config(_config: &str) -> Result<(), String> {
+    fn validate_config(config: &str) -> Result<(), String> {
+        // Lets the registry's tests see a plugin that traps while checking its config.
+        if config.contains("panic-in-validate") {
+            panic!("hostile-panic: refusing to check config {config}");
+        }
         Ok(())
     }
 
