@@ -31,6 +31,7 @@
 pub mod audit;
 pub mod jobs;
 pub mod repo;
+pub mod seed;
 pub mod service;
 
 use crate::error::{AppError, AppResult};
