@@ -13,8 +13,9 @@ use std::process::ExitCode;
     about = "White-label loyalty platform server"
 )]
 struct Cli {
-    /// Configuration file (default: ./loyalty.toml when it exists).
-    #[arg(long, global = true)]
+    /// Configuration file (default: ./loyalty.toml when it exists). Goes before the command
+    /// (`loyalty --config FILE serve`); `plugin run --config` is the plugin's config.
+    #[arg(long)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -43,6 +44,51 @@ enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// Plugin author tools: scaffold, build and run a plugin locally.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    /// Write a new plugin crate that builds against this repository's SDK.
+    New {
+        /// Crate and plugin name: a-z, 0-9 and -, starting with a letter.
+        name: String,
+        /// point-rule, reward-type or referral-scheme.
+        #[arg(long, default_value = "point-rule")]
+        kind: String,
+        /// Directory to write the crate into (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK crate to depend on (default: the SDK of the repository this binary was
+        /// built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin crate for wasm32-unknown-unknown and encode the component; prints its path.
+    Build {
+        /// The plugin crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a component once under the production limits ([plugins] settings) and report its
+    /// output, fuel, memory peak and time. Exits 1 when the plugin fails.
+    Run {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// The input record of the plugin's kind, as JSON (its `config` field is replaced).
+        #[arg(long)]
+        input: PathBuf,
+        /// The plugin config, as JSON (default: `{}`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -82,6 +128,13 @@ pub fn main() -> ExitCode {
             print!("{}", crate::graphql::sdl());
             ExitCode::SUCCESS
         }
+        Command::Plugin { command } => match plugin(command, &settings) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         command => {
             init_tracing(&settings);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -167,6 +220,68 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             anyhow::bail!("ledger audit: {} violations", violations.len())
         }
-        Command::Config | Command::Schema => Ok(()),
+        Command::Config | Command::Schema | Command::Plugin { .. } => Ok(()),
+    }
+}
+
+/// The SDK of the repository this binary was built from.
+fn default_sdk_path() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk"))
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+fn plugin(command: PluginCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
+    use loyalty_plugin_host as host;
+    match command {
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            sdk,
+        } => {
+            let kind: host::PluginKind = kind.parse().map_err(anyhow::Error::msg)?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = sdk.unwrap_or_else(default_sdk_path);
+            let manifest = host::scaffold(&name, kind, &dir, &sdk)?;
+            println!("created {}", manifest.display());
+            println!("next:    loyalty plugin build {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Build { dir } => {
+            let component = host::build(&dir)?;
+            println!("{}", component.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Run {
+            file,
+            input,
+            config,
+            json,
+        } => {
+            let wasm = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let input = read(&input)?;
+            let config = match config {
+                Some(path) => read(&path)?,
+                None => "{}".to_string(),
+            };
+            let host = host::PluginHost::new(settings.plugins.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = host::run(&host, &wasm, &input, &config)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(if report.failure.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
     }
 }

@@ -17,6 +17,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub api: ApiSettings,
     pub jobs: JobSettings,
+    /// Per-call limits of the plugin sandbox (fuel, memory, deadline, sizes).
+    pub plugins: loyalty_plugin_host::Limits,
     pub log: LogSettings,
 }
 
@@ -115,6 +117,10 @@ pub struct ApiSettings {
     pub member_tags_max: usize,
     /// Serve GraphiQL at `GET /graphql` for browsers.
     pub graphiql: bool,
+    /// Most plugin versions one tenant may install (bundled ones do not count).
+    pub plugin_versions_max: u32,
+    /// Most active plugin bindings one tenant may have.
+    pub plugin_bindings_max: u32,
 }
 
 impl Default for ApiSettings {
@@ -128,6 +134,8 @@ impl Default for ApiSettings {
             member_attributes_bytes_max: 16 * 1024,
             member_tags_max: 50,
             graphiql: true,
+            plugin_versions_max: 100,
+            plugin_bindings_max: 50,
         }
     }
 }
@@ -226,6 +234,11 @@ impl Settings {
         anyhow::ensure!(
             matches!(self.log.format.as_str(), "text" | "json"),
             "log.format must be `text` or `json`"
+        );
+        self.plugins.check().map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            self.api.plugin_versions_max >= 1 && self.api.plugin_bindings_max >= 1,
+            "api.plugin_versions_max and api.plugin_bindings_max must be at least 1"
         );
         let url = self.database.url.expose();
         anyhow::ensure!(

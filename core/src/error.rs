@@ -27,6 +27,10 @@ pub enum AppError {
     /// A debit larger than the available balance.
     #[error("{0}")]
     InsufficientPoints(String),
+    /// A plugin failed (trapped, ran out of fuel or memory, returned invalid output) where its
+    /// answer was needed, e.g. validating a config. The message names the failure kind.
+    #[error("{0}")]
+    Plugin(String),
     /// Anything the caller cannot fix. The detail is logged, not shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -63,6 +67,7 @@ impl AppError {
             Self::Validation { .. } => "VALIDATION",
             Self::Conflict(_) => "CONFLICT",
             Self::InsufficientPoints(_) => "INSUFFICIENT_POINTS",
+            Self::Plugin(_) => "PLUGIN_ERROR",
             Self::Internal(_) => "INTERNAL",
         }
     }

@@ -8,7 +8,8 @@ use uuid::Uuid;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
         pub struct $name(pub Uuid);
 
         impl $name {
@@ -48,4 +49,12 @@ id_type!(
 id_type!(
     /// An API key (its secret is never stored).
     ApiKeyId
+);
+id_type!(
+    /// One uploaded or bundled plugin component (name, version, code).
+    PluginVersionId
+);
+id_type!(
+    /// A tenant's use of a plugin version, with its config.
+    PluginBindingId
 );

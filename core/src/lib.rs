@@ -6,7 +6,8 @@
 //!
 //! ## Map
 //! - Domains, each split into plain rules (`mod.rs`), queries (`repo.rs`) and operations with
-//!   permission checks (`service.rs`): [`tenants`], [`auth`] (API keys), [`members`].
+//!   permission checks (`service.rs`): [`tenants`], [`auth`] (API keys), [`members`],
+//!   [`ledger`] (points), [`plugins`] (the registry; the sandbox is `loyalty-plugin-host`).
 //! - Shared plain rules: [`validate`], [`pagination`], [`idempotency`], [`ids`].
 //! - Edges: [`graphql`] (the only user of async-graphql), [`http`] (axum), [`db`] (sea-orm),
 //!   [`config`] (the only reader of the environment), [`cli`].
@@ -27,6 +28,7 @@ pub mod ids;
 pub mod ledger;
 pub mod members;
 pub mod pagination;
+pub mod plugins;
 pub mod tenants;
 pub mod validate;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub settings: Arc<config::Settings>,
     /// SHA-256 of the platform key (from config, or generated and stored on first start).
     pub platform_key_hash: Arc<str>,
+    /// The plugin sandbox and the loaded plugin versions.
+    pub plugins: plugins::runtime::PluginRuntime,
 }
 
 impl AppState {
@@ -49,11 +53,15 @@ impl AppState {
         let db = db::Db::connect(&settings.database).await?;
         db.migrate().await?;
         let (hash, generated) = auth::service::platform_key_hash(&db, &settings.auth).await?;
+        let plugins = plugins::runtime::PluginRuntime::shared(&settings.plugins)?;
+        let bundled = plugins::service::register_bundled(&db, &plugins).await?;
+        tracing::debug!(bundled, "first-party plugins registered");
         Ok((
             Self {
                 db,
                 settings: Arc::new(settings),
                 platform_key_hash: hash.into(),
+                plugins,
             },
             generated,
         ))

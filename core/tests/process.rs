@@ -302,3 +302,78 @@ async fn sqlite_serve_migrate_and_shut_down_gracefully() {
 async fn postgres_serve_migrate_and_shut_down_gracefully() {
     serve_migrate_and_shut_down_gracefully(true).await;
 }
+
+/// The README's path for a plugin author: `plugin new`, `plugin build`, `plugin run` with the
+/// example input, and a refused config reported with exit code 1.
+#[test]
+fn plugin_author_commands_scaffold_build_and_run() {
+    let dir = temp_dir();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let crate_dir = dir.join("double-points");
+    let out = loyalty(&dir)
+        .args(["plugin", "new", "double-points", "--kind", "point-rule"])
+        .output()
+        .expect("plugin new");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(crate_dir.join("Cargo.toml").exists());
+    // A second `new` into the same place refuses to overwrite.
+    let again = loyalty(&dir)
+        .args(["plugin", "new", "double-points"])
+        .output()
+        .expect("plugin new again");
+    assert!(!again.status.success());
+    let bad = loyalty(&dir)
+        .args(["plugin", "new", "x", "--kind", "lottery"])
+        .output()
+        .expect("plugin new with a bad kind");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown plugin kind"));
+
+    let out = loyalty(&crate_dir)
+        .args(["plugin", "build", "."])
+        .output()
+        .expect("plugin build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let component = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(component.ends_with(".component.wasm"), "{component}");
+
+    let run = |config: &str| {
+        let config_path = dir.join("config.json");
+        std::fs::write(&config_path, config).expect("write config");
+        loyalty(&dir)
+            .args(["plugin", "run", &component, "--json", "--input"])
+            .arg(examples.join("point-rule-input.json"))
+            .arg("--config")
+            .arg(&config_path)
+            .output()
+            .expect("plugin run")
+    };
+    let out = run(r#"{"points": 10}"#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["plugin"]["name"], "double-points");
+    assert_eq!(report["function"], "evaluate");
+    assert_eq!(report["output"]["Ok"][0]["points"], 10, "{report:#}");
+    assert!(report["usage"]["fuel_used"].as_u64().unwrap_or(0) > 0);
+    assert!(report["usage"]["memory_peak_bytes"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(report["limits"]["fuel_max"], 11_000_000);
+    assert!(report["failure"].is_null());
+
+    // A config the scaffolded plugin refuses: reported, exit code 1.
+    let out = run(r#"{"points": 0}"#);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["failure"]["kind"], "bad-config", "{report:#}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -385,3 +385,56 @@ impl Drop for TestApp {
 fn chrono_tz_utc() -> chrono_tz::Tz {
     chrono_tz::UTC
 }
+
+/// Components built from the repository's plugin crates, for tests that install them.
+///
+/// Built once per test binary (`OnceLock`) with the author tooling, into `<target>/plugin-wasm`
+/// (shared with the host crate's tests), so the nested cargo never waits on the outer build's lock.
+pub mod components {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    /// The crates the end-to-end tests install (all encode as components).
+    pub const CRATES: &[&str] = &["base-rate", "hostile-panic", "hostile-loop"];
+
+    /// Builds each crate the way a plugin author does (`loyalty plugin build`).
+    fn build() -> HashMap<String, Vec<u8>> {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // Inside the outer build's target directory, shared with the host crate's tests.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .map_or_else(|| workspace.join("target"), |t| workspace.join(t))
+            .join("plugin-wasm");
+        CRATES
+            .iter()
+            .map(|name| {
+                let dir = if name.starts_with("hostile-") {
+                    workspace.join("plugins/hostile").join(name)
+                } else {
+                    workspace.join("plugins").join(name)
+                };
+                let path = loyalty_plugin_host::build_in(&dir, Some(&target))
+                    .unwrap_or_else(|e| panic!("build {name}: {e}"));
+                let component =
+                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                ((*name).to_owned(), component)
+            })
+            .collect()
+    }
+
+    /// The component of one of [`CRATES`].
+    pub fn component(name: &str) -> &'static [u8] {
+        static BUILT: OnceLock<HashMap<String, Vec<u8>>> = OnceLock::new();
+        BUILT
+            .get_or_init(build)
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not in components::CRATES"))
+    }
+
+    /// The component of `name`, base64-encoded for `installPlugin`.
+    pub fn base64(name: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(component(name))
+    }
+}

@@ -8,6 +8,7 @@
 mod error;
 mod ledger;
 mod members;
+mod plugins;
 mod scalars;
 mod tenants;
 
@@ -22,13 +23,18 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(tenants::TenantQuery, members::MemberQuery);
+pub struct QueryRoot(
+    tenants::TenantQuery,
+    members::MemberQuery,
+    plugins::PluginQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     tenants::TenantMutation,
     members::MemberMutation,
     ledger::LedgerMutation,
+    plugins::PluginMutation,
 );
 
 /// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a

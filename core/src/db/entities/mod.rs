@@ -11,4 +11,6 @@ pub mod ledger_lots;
 pub mod member_tags;
 pub mod members;
 pub mod platform_settings;
+pub mod plugin_bindings;
+pub mod plugin_versions;
 pub mod tenants;
