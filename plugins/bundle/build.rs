@@ -9,7 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The first-party plugins bundled in the binary: crate names under `plugins/`.
-const PLUGINS: &[&str] = &["base-rate"];
+const PLUGINS: &[&str] = &[
+    // Point rules.
+    "base-rate",
+    "category-multiplier",
+    "spend-threshold-bonus",
+    "tier-multiplier",
+    "welcome-bonus",
+    "birthday-bonus",
+    // Reward types.
+    "fixed-discount",
+    "percent-discount",
+    "free-product",
+    "free-shipping",
+    "perk",
+];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 fn main() {
