@@ -201,7 +201,17 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 crate::ledger::jobs::run_until_idle(&app.db, batch, 10_000, crate::clock::now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
-            println!("unlocked {} lots, expired {} lots", r.unlocked, r.expired);
+            let birthdays = crate::events::birthdays::run(
+                &app,
+                &mut crate::events::birthdays::Done::new(),
+                crate::clock::now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
+            println!(
+                "unlocked {} lots, expired {} lots, recorded {birthdays} birthday events",
+                r.unlocked, r.expired
+            );
             Ok(())
         }
         Command::Ledger {

@@ -121,6 +121,12 @@ pub struct ApiSettings {
     pub plugin_versions_max: u32,
     /// Most active plugin bindings one tenant may have.
     pub plugin_bindings_max: u32,
+    /// Most lines one purchase (or return) may have.
+    pub purchase_lines_max: usize,
+    /// Largest `properties` object of a custom event, serialized, in bytes.
+    pub event_properties_bytes_max: usize,
+    /// Most awards one point rule may return for one event; more is invalid output.
+    pub plugin_awards_max: usize,
 }
 
 impl Default for ApiSettings {
@@ -136,6 +142,9 @@ impl Default for ApiSettings {
             graphiql: true,
             plugin_versions_max: 100,
             plugin_bindings_max: 50,
+            purchase_lines_max: 500,
+            event_properties_bytes_max: 16 * 1024,
+            plugin_awards_max: 100,
         }
     }
 }
@@ -239,6 +248,13 @@ impl Settings {
         anyhow::ensure!(
             self.api.plugin_versions_max >= 1 && self.api.plugin_bindings_max >= 1,
             "api.plugin_versions_max and api.plugin_bindings_max must be at least 1"
+        );
+        anyhow::ensure!(
+            self.api.purchase_lines_max >= 1
+                && self.api.event_properties_bytes_max >= 2
+                && self.api.plugin_awards_max >= 1,
+            "api.purchase_lines_max, api.event_properties_bytes_max and api.plugin_awards_max \
+             must be positive"
         );
         let url = self.database.url.expose();
         anyhow::ensure!(

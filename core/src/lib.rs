@@ -21,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod idempotency;
@@ -29,6 +30,7 @@ pub mod ledger;
 pub mod members;
 pub mod pagination;
 pub mod plugins;
+pub mod templates;
 pub mod tenants;
 pub mod validate;
 

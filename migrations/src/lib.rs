@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_foundation;
 mod m0002_ledger;
 mod m0003_plugins;
+mod m0004_events;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_ledger::Migration),
             Box::new(m0003_plugins::Migration),
+            Box::new(m0004_events::Migration),
         ]
     }
 }

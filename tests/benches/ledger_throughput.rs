@@ -342,6 +342,7 @@ async fn measure(
             name: "Bench".into(),
             timezone: chrono_tz::UTC,
             points_name: "points".into(),
+            currency: "EUR".into(),
             branding: Branding::default(),
         },
     )

@@ -311,6 +311,7 @@ impl TestApp {
                 name: slug.into(),
                 timezone: chrono_tz_utc(),
                 points_name: "points".into(),
+                currency: "EUR".into(),
                 branding: Branding::default(),
             },
         )
@@ -337,6 +338,7 @@ impl TestApp {
                 .expect("auth");
         let m = loyalty_core::members::service::enroll(
             db,
+            &self.app.plugins,
             &admin,
             loyalty_core::members::EnrollRequest {
                 external_id: format!("{slug}-member"),
@@ -346,6 +348,7 @@ impl TestApp {
             loyalty_core::members::MemberLimits {
                 attributes_bytes_max: 1024,
                 tags_max: 10,
+                plugin_awards_max: 10,
             },
         )
         .await

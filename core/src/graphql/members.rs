@@ -20,10 +20,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 
 fn limits(st: &AppState) -> MemberLimits {
-    MemberLimits {
-        attributes_bytes_max: st.settings.api.member_attributes_bytes_max,
-        tags_max: st.settings.api.member_tags_max,
-    }
+    MemberLimits::from_api(&st.settings.api)
 }
 
 /// A malformed id cannot name a member of the caller's tenant: NOT_FOUND, like any other.
@@ -144,6 +141,21 @@ impl MemberObject {
             .map(|(at, points)| ExpiringObject::new(at, points))
             .collect())
     }
+    /// Purchase statistics: lifetime spend (net of refunds), count, first and last purchase,
+    /// average order value.
+    async fn stats(&self, ctx: &Context<'_>) -> Result<super::events::StatsObject> {
+        super::events::member_stats(ctx, self.0.id).await
+    }
+    /// Purchases, newest first, with their lines and awards.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn purchases(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, super::events::PurchaseObject>> {
+        super::events::member_purchases(ctx, self.0.id, first, after).await
+    }
     /// Ledger entries, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn history(
@@ -191,6 +203,8 @@ struct EnrollMemberInput {
     consents: Option<ConsentsInput>,
     /// A JSON object of brand-defined fields.
     attributes: Option<Json<serde_json::Value>>,
+    /// Where they joined, e.g. "web", "pos", "app"; the point rules see it (welcome bonuses).
+    channel: Option<String>,
     /// Retrying with the same key and input returns the first result and writes nothing.
     idempotency_key: Option<String>,
 }
@@ -347,9 +361,11 @@ impl MemberMutation {
                 })
                 .unwrap_or_default(),
             attributes: input.attributes.map(|j| j.0),
+            channel: input.channel,
         };
         let m = members::service::enroll(
             &st.db,
+            &st.plugins,
             &p,
             req,
             input.idempotency_key.as_deref(),

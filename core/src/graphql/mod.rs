@@ -6,6 +6,7 @@
 //! tomorrow) gets the same rules.
 
 mod error;
+mod events;
 mod ledger;
 mod members;
 mod plugins;
@@ -27,6 +28,7 @@ pub struct QueryRoot(
     tenants::TenantQuery,
     members::MemberQuery,
     plugins::PluginQuery,
+    events::EventsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -35,6 +37,7 @@ pub struct MutationRoot(
     members::MemberMutation,
     ledger::LedgerMutation,
     plugins::PluginMutation,
+    events::EventsMutation,
 );
 
 /// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a

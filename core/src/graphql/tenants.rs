@@ -36,6 +36,10 @@ impl TenantObject {
     async fn points_name(&self) -> &str {
         &self.0.points_name
     }
+    /// ISO 4217 code of the programme: purchases must use it.
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
     async fn branding(&self) -> BrandingObject {
         BrandingObject {
             primary_color: self.0.branding.primary_color.clone(),
@@ -133,7 +137,11 @@ struct CreateTenantInput {
     timezone: String,
     /// Defaults to "points".
     points_name: Option<String>,
+    /// ISO 4217 code of the programme's purchases and spend; defaults to "EUR". Permanent.
+    currency: Option<String>,
     branding: Option<BrandingInput>,
+    /// A club template's slug (see `clubTemplates`): its plugins are bound and configured.
+    template: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -279,6 +287,12 @@ impl TenantMutation {
                     .as_deref()
                     .unwrap_or(tenants::DEFAULT_POINTS_NAME),
             )?,
+            currency: tenants::currency(
+                input
+                    .currency
+                    .as_deref()
+                    .unwrap_or(tenants::DEFAULT_CURRENCY),
+            )?,
             branding: Branding {
                 primary_color: branding
                     .primary_color
@@ -292,7 +306,12 @@ impl TenantMutation {
                     .transpose()?,
             },
         };
-        let tenant = tenants::service::create(&st.db, &p, new).await?;
+        let tenant = match input.template.as_deref() {
+            Some(template) => {
+                crate::templates::create_tenant(&st.db, &st.plugins, &p, new, template).await?
+            }
+            None => tenants::service::create(&st.db, &p, new).await?,
+        };
         Ok(CreateTenantPayload {
             tenant: TenantObject(tenant),
         })

@@ -50,10 +50,20 @@ pub async fn run_batch(db: &Db, batch_max: u64, now: DateTime<Utc>) -> AppResult
             .await?
             .clone();
         let txn = db.begin_write().await?;
-        if service::expire_lot_in(&txn, &t, lot.id, now)
-            .await?
-            .is_some()
-        {
+        if let Some(entry) = service::expire_lot_in(&txn, &t, lot.id, now).await? {
+            crate::events::outbox::append(
+                &txn,
+                t.id,
+                Some(entry.member_id),
+                "points.expired",
+                serde_json::json!({
+                    "entryId": entry.id,
+                    "points": -entry.points,
+                    "lotId": lot.id,
+                }),
+                now,
+            )
+            .await?;
             report.expired += 1;
         }
         txn.commit().await?;
@@ -90,7 +100,17 @@ pub fn spawn(
     tokio::spawn(async move {
         let interval = Duration::from_secs(app.settings.jobs.interval_s.max(1));
         let batch_max = app.settings.jobs.batch_max;
+        let mut birthdays_done = crate::events::birthdays::Done::new();
         loop {
+            match crate::events::birthdays::run(&app, &mut birthdays_done, crate::clock::now())
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(birthdays = n, "birthday events recorded"),
+                Err(e) => {
+                    tracing::error!(error = ?e, "birthday job failed; retrying next interval")
+                }
+            }
             match run_batch(&app.db, batch_max, crate::clock::now()).await {
                 Ok(r) if r.unlocked >= batch_max || r.expired >= batch_max => continue,
                 Ok(r) => {

@@ -217,6 +217,7 @@ fn plan_member(
         enrolled_at,
         updated_at: enrolled_at,
         erased_at: None,
+        birthday_md: None,
     });
 
     // Lots with points left, oldest first. Seeded lots are created in time order under one

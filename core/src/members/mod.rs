@@ -81,6 +81,8 @@ pub struct EnrollRequest {
     pub tags: Vec<String>,
     pub consents: Consents,
     pub attributes: Option<serde_json::Value>,
+    /// Where the member joined ("web", "pos", "app"); point rules see it.
+    pub channel: Option<String>,
 }
 
 /// `updateMember`'s input: absent fields stay, explicit nulls clear.
@@ -114,6 +116,23 @@ pub struct MemberFilter {
 pub struct MemberLimits {
     pub attributes_bytes_max: usize,
     pub tags_max: usize,
+    /// `api.plugin_awards_max`, for the enrolment's point rules.
+    pub plugin_awards_max: usize,
+}
+
+impl MemberLimits {
+    pub fn from_api(api: &crate::config::ApiSettings) -> Self {
+        Self {
+            attributes_bytes_max: api.member_attributes_bytes_max,
+            tags_max: api.member_tags_max,
+            plugin_awards_max: api.plugin_awards_max,
+        }
+    }
+}
+
+/// Where a member joined: 1 to 32 characters, e.g. "web", "pos", "app".
+pub fn channel(value: &str) -> AppResult<String> {
+    validate::text("channel", value, 32)
 }
 
 /// Checks and normalises an enrolment. `today` is the date in the tenant's time zone.
@@ -331,6 +350,7 @@ mod tests {
     const LIMITS: MemberLimits = MemberLimits {
         attributes_bytes_max: 64,
         tags_max: 2,
+        plugin_awards_max: 10,
     };
 
     fn today() -> NaiveDate {

@@ -5,6 +5,7 @@ use crate::db::entities::{member_tags, members};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
 use crate::pagination::{Page, PageRequest};
+use chrono::Datelike;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait,
@@ -60,6 +61,7 @@ fn to_model(m: &Member) -> members::Model {
         enrolled_at: m.enrolled_at,
         updated_at: m.updated_at,
         erased_at: m.erased_at,
+        birthday_md: m.birthday.map(|d| d.month() as i32 * 100 + d.day() as i32),
     }
 }
 
@@ -185,4 +187,29 @@ pub async fn list(
         .map(to_domain)
         .collect::<AppResult<Vec<_>>>()?;
     Ok(Page::from_overfetch(rows, page.limit))
+}
+
+/// Active members of `tenant` whose birthday falls on one of `month_days` (month * 100 + day),
+/// after `after` in id order, at most `limit` (the daily birthday job's keyset scan).
+pub async fn with_birthday(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    month_days: &[i32],
+    after: Option<MemberId>,
+    limit: u64,
+) -> AppResult<Vec<Member>> {
+    let mut q = members::Entity::find()
+        .filter(members::Column::TenantId.eq(tenant.0))
+        .filter(members::Column::BirthdayMd.is_in(month_days.iter().copied()))
+        .filter(members::Column::Status.eq(MemberStatus::Active.as_str()))
+        .order_by_asc(members::Column::Id);
+    if let Some(after) = after {
+        q = q.filter(members::Column::Id.gt(after.0));
+    }
+    q.limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
 }

@@ -50,8 +50,11 @@ fn is_db_unique(e: &AppError) -> bool {
         if inner.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unique_violation))
 }
 
+/// Enrols a member and runs the enrolment through the tenant's point rules (welcome bonuses),
+/// in one transaction.
 pub async fn enroll(
     db: &Db,
+    runtime: &crate::plugins::runtime::PluginRuntime,
     principal: &Principal,
     req: EnrollRequest,
     idempotency_key: Option<&str>,
@@ -61,9 +64,12 @@ pub async fn enroll(
     let key = idempotency_key
         .map(|k| IdempotencyKey::new(t.tenant_id.to_string(), k, "enrollMember", &req))
         .transpose()?;
-    let (now, today) = now_for(db, t.tenant_id).await?;
+    let tenant = tenants::service::get(db, t.tenant_id).await?;
+    let now = crate::clock::now();
+    let today = now.with_timezone(&tenant.timezone).date_naive();
     let mut member = super::validate_enroll(&req, now, today, limits)?;
     member.tenant_id = t.tenant_id;
+    let channel = req.channel.as_deref().map(super::channel).transpose()?;
 
     let txn = db.begin_write().await?;
     if let Some(k) = &key {
@@ -91,6 +97,13 @@ pub async fn enroll(
         drop(txn);
         return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
     }
+    let env = crate::events::pipeline::Env {
+        db,
+        runtime,
+        tenant: &tenant,
+        awards_max: limits.plugin_awards_max,
+    };
+    crate::events::service::enrolled_in(&txn, env, &member, channel.as_deref(), now).await?;
     txn.commit().await?;
     Ok(member)
 }

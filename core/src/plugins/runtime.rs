@@ -100,6 +100,19 @@ impl PluginRuntime {
             .insert(id, plugin);
     }
 
+    /// Runs a point rule on one event (on the blocking pool).
+    pub async fn evaluate_point_rule(
+        &self,
+        plugin: &LoadedPlugin,
+        input: loyalty_sdk::PointRuleInput,
+    ) -> AppResult<Result<Outcome<Result<Vec<loyalty_sdk::Award>, String>>, Failure>> {
+        let host = self.host.clone();
+        let plugin = plugin.clone();
+        tokio::task::spawn_blocking(move || host.evaluate_point_rule(&plugin, &input))
+            .await
+            .map_err(blocking_failed)
+    }
+
     /// Asks the plugin whether it accepts `config` (canonical JSON text).
     pub async fn validate_config(
         &self,

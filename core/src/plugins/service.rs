@@ -188,7 +188,7 @@ async fn visible_version(
 
 /// Runs the plugin's own config validation; its refusal becomes a VALIDATION error on
 /// `config` with the plugin's message.
-async fn check_config(
+pub(crate) async fn check_config(
     db: &Db,
     runtime: &PluginRuntime,
     version: &PluginVersion,

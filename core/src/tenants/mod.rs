@@ -22,6 +22,8 @@ pub struct Tenant {
     pub name: String,
     pub timezone: chrono_tz::Tz,
     pub points_name: String,
+    /// ISO 4217 code of the programme: purchases, spend statistics and tier thresholds.
+    pub currency: String,
     pub branding: Branding,
     pub points_policy: PointsPolicy,
     pub created_at: DateTime<Utc>,
@@ -57,6 +59,7 @@ pub struct NewTenant {
     pub name: String,
     pub timezone: chrono_tz::Tz,
     pub points_name: String,
+    pub currency: String,
     pub branding: Branding,
 }
 
@@ -88,6 +91,20 @@ pub fn slug(value: &str) -> AppResult<String> {
     }
     Ok(v.to_string())
 }
+
+/// An ISO 4217 code: three upper-case letters (the programme's currency).
+pub fn currency(value: &str) -> AppResult<String> {
+    let v = value.trim();
+    if v.len() != 3 || !v.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(AppError::validation(
+            "currency",
+            format!("currency must be an ISO 4217 code such as \"EUR\"; got {value:?}"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub const DEFAULT_CURRENCY: &str = "EUR";
 
 pub fn points_name(value: &str) -> AppResult<String> {
     validate::text("pointsName", value, 32)

@@ -25,6 +25,7 @@ fn to_domain(m: tenants::Model) -> AppResult<Tenant> {
         name: m.name,
         timezone,
         points_name: m.points_name,
+        currency: m.currency,
         branding: Branding {
             primary_color: m.primary_color,
             logo_url: m.logo_url,
@@ -57,6 +58,7 @@ pub async fn insert(conn: &impl ConnectionTrait, id: TenantId, t: &NewTenant) ->
         logo_url: t.branding.logo_url.clone(),
         expiry_policy: PointsPolicy::default().expiry.as_db(),
         shortfall_policy: PointsPolicy::default().shortfall.as_db().into(),
+        currency: t.currency.clone(),
         created_at: now,
         updated_at: now,
     };

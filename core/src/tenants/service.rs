@@ -10,12 +10,19 @@ use crate::pagination::{Page, PageRequest};
 pub async fn create(db: &Db, principal: &Principal, input: NewTenant) -> AppResult<Tenant> {
     principal.require_platform()?;
     let txn = db.begin_write().await?;
-    let created = repo::insert(&txn, TenantId::new(), &input).await;
-    match created {
-        Ok(t) => {
-            txn.commit().await?;
-            Ok(t)
-        }
+    let t = create_in(&txn, TenantId::new(), &input).await?;
+    txn.commit().await?;
+    Ok(t)
+}
+
+/// Inserts the tenant inside the caller's transaction; a taken slug is a CONFLICT.
+pub async fn create_in(
+    conn: &impl sea_orm::ConnectionTrait,
+    id: TenantId,
+    input: &NewTenant,
+) -> AppResult<Tenant> {
+    match repo::insert(conn, id, input).await {
+        Ok(t) => Ok(t),
         Err(AppError::Internal(e))
             if e.downcast_ref::<sea_orm::DbErr>()
                 .is_some_and(is_unique_violation) =>

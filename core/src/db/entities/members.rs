@@ -23,6 +23,8 @@ pub struct Model {
     pub enrolled_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub erased_at: Option<DateTimeUtc>,
+    /// month * 100 + day of `birthday`, for the birthday job.
+    pub birthday_md: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

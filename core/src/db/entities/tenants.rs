@@ -13,6 +13,7 @@ pub struct Model {
     pub logo_url: Option<String>,
     pub expiry_policy: String,
     pub shortfall_policy: String,
+    pub currency: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

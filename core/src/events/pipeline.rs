@@ -1,0 +1,371 @@
+//! The steps every event shares: the member snapshot, the tenant's point rules in order, the
+//! ledger entries for their awards, and the outbox records of what happened. The callers
+//! (`service.rs`, the birthday job, enrolment) own the transaction and the idempotency check.
+
+use super::{Award, MemberStats, PluginError, outbox};
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::ids::{MemberId, PluginVersionId};
+use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_in};
+use crate::ledger::{Balances, repo as ledger_repo};
+use crate::members::Member;
+use crate::plugins::runtime::PluginRuntime;
+use crate::plugins::{Binding, PluginKind, PluginVersion, repo as plugin_repo};
+use crate::tenants::Tenant;
+use chrono::{DateTime, Datelike, Duration, Utc};
+use loyalty_sdk as sdk;
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// What the pipeline needs besides the transaction.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    pub db: &'a Db,
+    pub runtime: &'a PluginRuntime,
+    pub tenant: &'a Tenant,
+    /// `api.plugin_awards_max`.
+    pub awards_max: usize,
+}
+
+/// Longest reason code a rule may give (the ledger's column).
+pub const REASON_CODE_CHARS_MAX: usize = 64;
+/// The ledger stores plugin versions up to this length.
+const LEDGER_VERSION_CHARS_MAX: usize = 32;
+
+/// An award's expiry: `None` the programme's default, `Some(None)` never, `Some(Some(t))` at t.
+type ExpiryOverride = Option<Option<DateTime<Utc>>>;
+
+/// A rule's award, checked, before it is written.
+#[derive(Clone, Debug)]
+pub struct Proposed {
+    pub binding: Binding,
+    pub version: PluginVersion,
+    pub award: sdk::Award,
+    pub expires_at: ExpiryOverride,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The member as plugins see them, just before the event.
+pub fn snapshot(
+    member: &Member,
+    balances: &Balances,
+    stats: &MemberStats,
+    currency: &str,
+) -> sdk::MemberSnapshot {
+    sdk::MemberSnapshot {
+        id: member.id.to_string(),
+        // Tiers arrive with the tiers module; until then every member is in the base tier.
+        tier: sdk::Tier {
+            name: String::new(),
+            multiplier_bp: 10_000,
+        },
+        balances: sdk::Balances {
+            available: balances.available,
+            pending: balances.pending,
+            held: balances.held,
+        },
+        lifetime_spend: sdk::Money {
+            amount_minor: stats.lifetime_spend,
+            currency: currency.to_string(),
+        },
+        purchase_count: u32::try_from(stats.purchase_count).unwrap_or(u32::MAX),
+        tags: member.tags.clone(),
+        attributes_json: serde_json::Value::Object(member.attributes.clone()).to_string(),
+        enrolled_at_ms: ms(member.enrolled_at),
+        birthday: member.birthday.map(|d| sdk::CalendarDate {
+            year: u16::try_from(d.year()).ok(),
+            month: d.month() as u8,
+            day: d.day() as u8,
+        }),
+    }
+}
+
+/// Loads the member's balances (locking the member for the rest of the transaction) and
+/// statistics, and builds the snapshot.
+pub async fn lock_member(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    member: &Member,
+    now: DateTime<Utc>,
+) -> AppResult<(Balances, MemberStats, sdk::MemberSnapshot)> {
+    let balances = ledger_repo::lock_balances(conn, env.tenant.id, member.id, now).await?;
+    let stats = super::repo::stats(conn, env.tenant.id, member.id).await?;
+    let snap = snapshot(member, &balances, &stats, &env.tenant.currency);
+    Ok((balances, stats, snap))
+}
+
+fn plugin_error(version: &PluginVersion, code: &str, message: impl Into<String>) -> PluginError {
+    PluginError {
+        plugin_name: version.name.clone(),
+        plugin_version: version.version.clone(),
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks one rule's answer; any bad award makes the whole answer invalid.
+fn check_awards(
+    awards: Vec<sdk::Award>,
+    lines: usize,
+    occurred_at: DateTime<Utc>,
+    awards_max: usize,
+) -> Result<Vec<(sdk::Award, ExpiryOverride)>, String> {
+    if awards.len() > awards_max {
+        return Err(format!(
+            "{} awards for one event, over the limit of {awards_max} (api.plugin_awards_max)",
+            awards.len()
+        ));
+    }
+    awards
+        .into_iter()
+        .map(|a| {
+            if !(1..=POINTS_PER_ENTRY_MAX).contains(&a.points) {
+                return Err(format!(
+                    "award of {} points: points must be between 1 and {POINTS_PER_ENTRY_MAX} \
+                     (returns are clawed back by the host)",
+                    a.points
+                ));
+            }
+            let code = a.reason_code.trim();
+            if code.is_empty()
+                || code.chars().count() > REASON_CODE_CHARS_MAX
+                || code.chars().any(char::is_control)
+            {
+                return Err(format!(
+                    "reason code {:?} must be 1 to {REASON_CODE_CHARS_MAX} characters",
+                    a.reason_code
+                ));
+            }
+            if let Some(i) = a.line_index
+                && i as usize >= lines
+            {
+                return Err(format!(
+                    "award for line {i}, but the event has {lines} lines"
+                ));
+            }
+            let expires_at = match a.expiry {
+                None => None,
+                Some(sdk::Expiry::Never) => Some(None),
+                Some(sdk::Expiry::AfterDays(d)) => {
+                    Some(Some(occurred_at + Duration::days(i64::from(d))))
+                }
+                Some(sdk::Expiry::AtMs(at)) => Some(Some(
+                    DateTime::<Utc>::from_timestamp_millis(at)
+                        .ok_or_else(|| format!("expiry at {at} ms is not a valid time"))?,
+                )),
+            };
+            Ok((a, expires_at))
+        })
+        .collect()
+}
+
+/// Runs the tenant's enabled point rules, in order, on one event. Failures are collected, not
+/// raised: a broken rule never blocks a purchase.
+pub async fn evaluate(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    event: &sdk::MemberEvent,
+    member: &sdk::MemberSnapshot,
+    lines: usize,
+    occurred_at: DateTime<Utc>,
+) -> AppResult<(Vec<Proposed>, Vec<PluginError>)> {
+    let bindings = plugin_repo::active_bindings(conn, env.tenant.id).await?;
+    if bindings.iter().all(|b| !b.enabled) {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let versions: HashMap<PluginVersionId, PluginVersion> =
+        plugin_repo::list_versions(conn, env.tenant.id, Some(PluginKind::PointRule))
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v))
+            .collect();
+    let mut proposed = Vec::new();
+    let mut errors = Vec::new();
+    for binding in bindings.into_iter().filter(|b| b.enabled) {
+        let Some(version) = versions.get(&binding.plugin_version_id) else {
+            continue; // Not a point rule.
+        };
+        let plugin = env.runtime.version(env.db, version.id).await?;
+        let input = sdk::PointRuleInput {
+            event: event.clone(),
+            member: member.clone(),
+            config: binding.config.clone(),
+        };
+        let answer = match env.runtime.evaluate_point_rule(&plugin, input).await? {
+            Err(failure) => Err(plugin_error(
+                version,
+                failure.kind.code(),
+                failure.kind.to_string(),
+            )),
+            Ok(outcome) => match outcome.output {
+                Err(message) => Err(plugin_error(version, "plugin-error", message)),
+                Ok(awards) => check_awards(awards, lines, occurred_at, env.awards_max)
+                    .map_err(|m| plugin_error(version, "invalid-output", m)),
+            },
+        };
+        match answer {
+            Ok(awards) => proposed.extend(awards.into_iter().map(|(award, expires_at)| Proposed {
+                binding: binding.clone(),
+                version: version.clone(),
+                award,
+                expires_at,
+            })),
+            Err(e) => {
+                tracing::warn!(
+                    tenant = %env.tenant.id, plugin = %e.plugin_name, version = %e.plugin_version,
+                    code = %e.code, message = %e.message, "point rule failed; event goes on without it"
+                );
+                errors.push(e);
+            }
+        }
+    }
+    Ok((proposed, errors))
+}
+
+/// Credits the proposed awards and stores them against `source` (the purchase or member
+/// event). The caller announces them with [`announce`] after its own domain event.
+pub async fn apply(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    member: MemberId,
+    source: Uuid,
+    event_ref: &str,
+    proposed: Vec<Proposed>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Award>> {
+    let mut awards = Vec::with_capacity(proposed.len());
+    let mut per_binding: HashMap<Uuid, u32> = HashMap::new();
+    for p in proposed {
+        let n = per_binding.entry(p.binding.id.0).or_default();
+        let natural_key = format!("award:{source}:{}:{n}", p.binding.id.0);
+        *n += 1;
+        let reason_code = p.award.reason_code.trim().to_string();
+        let ledger_version: String = p
+            .version
+            .version
+            .chars()
+            .take(LEDGER_VERSION_CHARS_MAX)
+            .collect();
+        let (entry, _) = earn_in(
+            conn,
+            env.tenant,
+            member,
+            EarnSpec {
+                points: p.award.points,
+                pending_until: None,
+                expires_at: p.expires_at,
+                natural_key: Some(natural_key),
+                source: Source {
+                    reason: None,
+                    reason_code: Some(reason_code.clone()),
+                    event_id: Some(event_ref.to_string()),
+                    plugin_id: Some(p.version.name.clone()),
+                    plugin_version: Some(ledger_version),
+                },
+            },
+            now,
+        )
+        .await?;
+        let award = Award {
+            id: Uuid::now_v7(),
+            points: p.award.points,
+            reason_code,
+            plugin_name: p.version.name.clone(),
+            plugin_version: p.version.version.clone(),
+            binding_id: p.binding.id.0,
+            line_index: p.award.line_index.map(|i| i as i32),
+            entry_id: Some(entry.id),
+            clawed_back: 0,
+        };
+        super::repo::insert_award(conn, env.tenant.id, member, source, &award, now).await?;
+        awards.push(award);
+    }
+    Ok(awards)
+}
+
+/// Appends `points.earned` for each award and `plugin.failed` for each failed rule, after the
+/// event's own domain event (cause first, then effects).
+pub async fn announce(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    member: MemberId,
+    event_ref: &str,
+    awards: &[Award],
+    errors: &[PluginError],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    for award in awards {
+        outbox::append(
+            conn,
+            env.tenant.id,
+            Some(member),
+            "points.earned",
+            json!({
+                "entryId": award.entry_id,
+                "points": award.points,
+                "reason": award.reason_code,
+                "plugin": award.plugin_name,
+                "pluginVersion": award.plugin_version,
+                "eventId": event_ref,
+                "lineIndex": award.line_index,
+            }),
+            now,
+        )
+        .await?;
+    }
+    for e in errors {
+        outbox::append(
+            conn,
+            env.tenant.id,
+            Some(member),
+            "plugin.failed",
+            json!({
+                "plugin": e.plugin_name,
+                "pluginVersion": e.plugin_version,
+                "code": e.code,
+                "message": e.message,
+                "eventId": event_ref,
+            }),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The awards a simulation reports: what `apply` would write, without entries.
+pub fn preview(proposed: &[Proposed]) -> Vec<Award> {
+    proposed
+        .iter()
+        .map(|p| Award {
+            id: Uuid::nil(),
+            points: p.award.points,
+            reason_code: p.award.reason_code.trim().to_string(),
+            plugin_name: p.version.name.clone(),
+            plugin_version: p.version.version.clone(),
+            binding_id: p.binding.id.0,
+            line_index: p.award.line_index.map(|i| i as i32),
+            entry_id: None,
+            clawed_back: 0,
+        })
+        .collect()
+}
+
+/// An erased or deactivated member takes part in no event.
+pub fn check_active(member: &Member) -> AppResult<()> {
+    if member.status != crate::members::MemberStatus::Active {
+        return Err(AppError::validation(
+            "memberId",
+            format!(
+                "the member is {}; only active members earn",
+                member.status.as_str().to_lowercase()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Queries of the events pipeline. Every function takes the tenant first and filters by it.
+
+use super::{Award, Channel, MemberStats, Purchase, PurchaseLine, PurchaseReturn};
+use crate::db::entities::{
+    event_awards, member_events, member_stats, purchase_lines, purchase_returns, purchases,
+};
+use crate::error::{AppError, AppResult};
+use crate::ids::{MemberId, TenantId};
+use crate::pagination::{Page, PageRequest};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+fn purchase_from(m: purchases::Model, lines: Vec<PurchaseLine>) -> AppResult<Purchase> {
+    Ok(Purchase {
+        id: m.id,
+        member_id: MemberId(m.member_id),
+        order_id: m.order_id,
+        request_hash: m.request_hash,
+        occurred_at: m.occurred_at,
+        currency: m.currency,
+        total: m.total,
+        channel: Channel::parse(&m.channel)
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad channel {:?}", m.channel)))?,
+        store_id: m.store_id,
+        lines,
+        returned_amount: m.returned_amount,
+        points_earned: m.points_earned,
+        created_at: m.created_at,
+    })
+}
+
+fn line_from(m: purchase_lines::Model) -> PurchaseLine {
+    PurchaseLine {
+        line_index: m.line_index,
+        sku: m.sku,
+        category: m.category,
+        quantity: m.quantity,
+        unit_price: m.unit_price,
+        returned_quantity: m.returned_quantity,
+    }
+}
+
+async fn lines_of(conn: &impl ConnectionTrait, purchase: Uuid) -> AppResult<Vec<PurchaseLine>> {
+    Ok(purchase_lines::Entity::find()
+        .filter(purchase_lines::Column::PurchaseId.eq(purchase))
+        .order_by_asc(purchase_lines::Column::LineIndex)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(line_from)
+        .collect())
+}
+
+pub async fn find_purchase(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    order_id: &str,
+) -> AppResult<Option<Purchase>> {
+    let Some(m) = purchases::Entity::find()
+        .filter(purchases::Column::TenantId.eq(tenant.0))
+        .filter(purchases::Column::OrderId.eq(order_id))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let lines = lines_of(conn, m.id).await?;
+    purchase_from(m, lines).map(Some)
+}
+
+pub async fn insert_purchase(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    p: &Purchase,
+) -> AppResult<()> {
+    purchases::Entity::insert(
+        purchases::Model {
+            id: p.id,
+            tenant_id: tenant.0,
+            member_id: p.member_id.0,
+            order_id: p.order_id.clone(),
+            request_hash: p.request_hash.clone(),
+            occurred_at: p.occurred_at,
+            currency: p.currency.clone(),
+            total: p.total,
+            channel: p.channel.as_str().into(),
+            store_id: p.store_id.clone(),
+            returned_amount: p.returned_amount,
+            points_earned: p.points_earned,
+            created_at: p.created_at,
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    if !p.lines.is_empty() {
+        let rows = p.lines.iter().map(|l| {
+            purchase_lines::Model {
+                purchase_id: p.id,
+                line_index: l.line_index,
+                tenant_id: tenant.0,
+                sku: l.sku.clone(),
+                category: l.category.clone(),
+                quantity: l.quantity,
+                unit_price: l.unit_price,
+                returned_quantity: l.returned_quantity,
+            }
+            .into_active_model()
+        });
+        purchase_lines::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Saves what changes on a purchase after it was recorded: points earned, returned amount and
+/// the returned quantity of each line.
+pub async fn save_purchase_progress(conn: &impl ConnectionTrait, p: &Purchase) -> AppResult<()> {
+    let mut am = purchases::ActiveModel {
+        id: sea_orm::Set(p.id),
+        ..Default::default()
+    };
+    am.returned_amount = sea_orm::Set(p.returned_amount);
+    am.points_earned = sea_orm::Set(p.points_earned);
+    am.update(conn).await?;
+    for l in &p.lines {
+        let mut line = purchase_lines::ActiveModel {
+            purchase_id: sea_orm::Set(p.id),
+            line_index: sea_orm::Set(l.line_index),
+            ..Default::default()
+        };
+        line.returned_quantity = sea_orm::Set(l.returned_quantity);
+        line.update(conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn list_purchases(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: MemberId,
+    page: PageRequest,
+) -> AppResult<Page<Purchase>> {
+    let mut q = purchases::Entity::find()
+        .filter(purchases::Column::TenantId.eq(tenant.0))
+        .filter(purchases::Column::MemberId.eq(member.0))
+        .order_by_desc(purchases::Column::Id);
+    if let Some(after) = page.after {
+        q = q.filter(purchases::Column::Id.lt(after));
+    }
+    let rows = q.limit(page.limit + 1).all(conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for m in rows {
+        let lines = lines_of(conn, m.id).await?;
+        out.push(purchase_from(m, lines)?);
+    }
+    Ok(Page::from_overfetch(out, page.limit))
+}
+
+fn return_from(m: purchase_returns::Model, order_id: String) -> PurchaseReturn {
+    PurchaseReturn {
+        id: m.id,
+        purchase_id: m.purchase_id,
+        member_id: MemberId(m.member_id),
+        order_id,
+        return_id: m.return_id,
+        request_hash: m.request_hash,
+        amount: m.amount,
+        points_clawed_back: m.points_clawed_back,
+        created_at: m.created_at,
+    }
+}
+
+pub async fn find_return(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    return_id: &str,
+) -> AppResult<Option<PurchaseReturn>> {
+    let Some(m) = purchase_returns::Entity::find()
+        .filter(purchase_returns::Column::TenantId.eq(tenant.0))
+        .filter(purchase_returns::Column::ReturnId.eq(return_id))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let order = purchases::Entity::find_by_id(m.purchase_id)
+        .one(conn)
+        .await?
+        .map(|p| p.order_id)
+        .unwrap_or_default();
+    Ok(Some(return_from(m, order)))
+}
+
+pub async fn insert_return(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    r: &PurchaseReturn,
+) -> AppResult<()> {
+    purchase_returns::Entity::insert(
+        purchase_returns::Model {
+            id: r.id,
+            tenant_id: tenant.0,
+            purchase_id: r.purchase_id,
+            member_id: r.member_id.0,
+            return_id: r.return_id.clone(),
+            request_hash: r.request_hash.clone(),
+            amount: r.amount,
+            points_clawed_back: r.points_clawed_back,
+            created_at: r.created_at,
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// A recorded member event (custom, enrolment, birthday).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: Uuid,
+    pub member_id: MemberId,
+    pub request_hash: String,
+}
+
+pub async fn find_event(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    event_id: &str,
+) -> AppResult<Option<StoredEvent>> {
+    Ok(member_events::Entity::find()
+        .filter(member_events::Column::TenantId.eq(tenant.0))
+        .filter(member_events::Column::EventId.eq(event_id))
+        .one(conn)
+        .await?
+        .map(|m| StoredEvent {
+            id: m.id,
+            member_id: MemberId(m.member_id),
+            request_hash: m.request_hash,
+        }))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_event(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    id: Uuid,
+    member: MemberId,
+    event_id: &str,
+    kind: &str,
+    name: Option<&str>,
+    request_hash: &str,
+    occurred_at: DateTime<Utc>,
+    properties: &str,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    member_events::Entity::insert(
+        member_events::Model {
+            id,
+            tenant_id: tenant.0,
+            member_id: member.0,
+            event_id: event_id.into(),
+            kind: kind.into(),
+            name: name.map(Into::into),
+            request_hash: request_hash.into(),
+            occurred_at,
+            properties: properties.into(),
+            created_at: now,
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+fn award_from(m: event_awards::Model) -> Award {
+    Award {
+        id: m.id,
+        points: m.points,
+        reason_code: m.reason_code,
+        plugin_name: m.plugin_name,
+        plugin_version: m.plugin_version,
+        binding_id: m.binding_id,
+        line_index: m.line_index,
+        entry_id: Some(m.entry_id),
+        clawed_back: m.clawed_back,
+    }
+}
+
+/// The awards an event (purchase or member event) produced, in the order they were made.
+pub async fn awards_of(conn: &impl ConnectionTrait, source: Uuid) -> AppResult<Vec<Award>> {
+    Ok(event_awards::Entity::find()
+        .filter(event_awards::Column::SourceId.eq(source))
+        .order_by_asc(event_awards::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(award_from)
+        .collect())
+}
+
+pub async fn insert_award(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: MemberId,
+    source: Uuid,
+    a: &Award,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let entry_id = a
+        .entry_id
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("an award is stored with its entry")))?;
+    event_awards::Entity::insert(
+        event_awards::Model {
+            id: a.id,
+            tenant_id: tenant.0,
+            member_id: member.0,
+            source_id: source,
+            entry_id,
+            binding_id: a.binding_id,
+            plugin_name: a.plugin_name.clone(),
+            plugin_version: a.plugin_version.clone(),
+            reason_code: a.reason_code.clone(),
+            line_index: a.line_index,
+            points: a.points,
+            clawed_back: a.clawed_back,
+            created_at: now,
+        }
+        .into_active_model(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn save_award_clawback(conn: &impl ConnectionTrait, a: &Award) -> AppResult<()> {
+    let mut am = event_awards::ActiveModel {
+        id: sea_orm::Set(a.id),
+        ..Default::default()
+    };
+    am.clawed_back = sea_orm::Set(a.clawed_back);
+    am.update(conn).await?;
+    Ok(())
+}
+
+pub async fn stats(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: MemberId,
+) -> AppResult<MemberStats> {
+    Ok(member_stats::Entity::find_by_id(member.0)
+        .filter(member_stats::Column::TenantId.eq(tenant.0))
+        .one(conn)
+        .await?
+        .map(|m| MemberStats {
+            lifetime_spend: m.lifetime_spend,
+            purchase_count: m.purchase_count,
+            first_purchase_at: m.first_purchase_at,
+            last_purchase_at: m.last_purchase_at,
+        })
+        .unwrap_or_default())
+}
+
+/// Writes the member's statistics (the caller holds the member's balance lock).
+pub async fn save_stats(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: MemberId,
+    s: &MemberStats,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    use sea_orm::sea_query::OnConflict;
+    let model = member_stats::Model {
+        member_id: member.0,
+        tenant_id: tenant.0,
+        lifetime_spend: s.lifetime_spend,
+        purchase_count: s.purchase_count,
+        first_purchase_at: s.first_purchase_at,
+        last_purchase_at: s.last_purchase_at,
+        updated_at: now,
+    };
+    member_stats::Entity::insert(model.into_active_model())
+        .on_conflict(
+            OnConflict::column(member_stats::Column::MemberId)
+                .update_columns([
+                    member_stats::Column::LifetimeSpend,
+                    member_stats::Column::PurchaseCount,
+                    member_stats::Column::FirstPurchaseAt,
+                    member_stats::Column::LastPurchaseAt,
+                    member_stats::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}

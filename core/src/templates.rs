@@ -1,0 +1,153 @@
+//! Club templates: a ready-made club in one `createTenant(input: {template})`.
+//!
+//! A template is a list of first-party (bundled) plugins with their configs. Creating a tenant
+//! from it binds them in the same transaction as the tenant row, after each plugin accepted its
+//! config, so a tenant never exists half set up. Templates are data in the binary: they change
+//! with the first-party plugins they name.
+
+use crate::auth::Principal;
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::ids::{PluginBindingId, TenantId};
+use crate::plugins::runtime::PluginRuntime;
+use crate::plugins::{
+    self, Binding, PluginVersion, repo as plugin_repo, service as plugin_service,
+};
+use crate::tenants::{self, NewTenant, Tenant};
+use serde_json::{Value, json};
+
+/// One plugin of a template: a bundled plugin's name and its config.
+#[derive(Clone, Debug)]
+pub struct TemplatePlugin {
+    pub name: &'static str,
+    pub config: Value,
+}
+
+/// A ready-made club.
+#[derive(Clone, Debug)]
+pub struct ClubTemplate {
+    pub slug: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    /// In run order: the first has priority 0, the next 10, and so on.
+    pub plugins: Vec<TemplatePlugin>,
+}
+
+fn plugin(name: &'static str, config: Value) -> TemplatePlugin {
+    TemplatePlugin { name, config }
+}
+
+/// Every template, in the order `clubTemplates` lists them.
+pub fn all() -> Vec<ClubTemplate> {
+    vec![
+        ClubTemplate {
+            slug: "coffee-stars",
+            name: "Coffee Stars",
+            description: "A café club: one star per currency unit spent, a welcome gift of 25 \
+                          stars and 50 on the member's birthday.",
+            plugins: vec![
+                plugin(
+                    "base-rate",
+                    json!({"points_per_unit": 1, "unit_minor": 100, "rounding": "floor"}),
+                ),
+                plugin("welcome-bonus", json!({"points": 25})),
+                plugin(
+                    "birthday-bonus",
+                    json!({"points": 50, "expiry_days": 30, "min_member_days": 7}),
+                ),
+            ],
+        },
+        ClubTemplate {
+            slug: "fashion-tiers",
+            name: "Fashion Tiers",
+            description: "A fashion retailer's club: one point per currency unit, more for \
+                          members in higher tiers, a bonus for large baskets, 100 points to \
+                          start and 250 on the birthday.",
+            plugins: vec![
+                plugin(
+                    "base-rate",
+                    json!({"points_per_unit": 1, "unit_minor": 100, "rounding": "floor"}),
+                ),
+                plugin(
+                    "tier-multiplier",
+                    json!({"points_per_unit": 1, "unit_minor": 100, "max_multiplier_bp": 30000}),
+                ),
+                plugin(
+                    "spend-threshold-bonus",
+                    json!({"basis": "total", "thresholds": [
+                        {"min_spend_minor": 15000, "points": 150},
+                        {"min_spend_minor": 30000, "points": 400}
+                    ]}),
+                ),
+                plugin("welcome-bonus", json!({"points": 100})),
+                plugin("birthday-bonus", json!({"points": 250, "expiry_days": 60})),
+            ],
+        },
+    ]
+}
+
+pub fn find(slug: &str) -> AppResult<ClubTemplate> {
+    all().into_iter().find(|t| t.slug == slug).ok_or_else(|| {
+        let known: Vec<_> = all().iter().map(|t| t.slug).collect();
+        AppError::validation(
+            "template",
+            format!(
+                "unknown club template {slug:?}; known: {}",
+                known.join(", ")
+            ),
+        )
+    })
+}
+
+/// The newest bundled version of `name`.
+async fn bundled_version(db: &Db, name: &str) -> AppResult<PluginVersion> {
+    // A tenant id that owns nothing lists exactly the bundled versions.
+    plugin_repo::list_versions(db.reader(), TenantId(uuid::Uuid::nil()), None)
+        .await?
+        .into_iter()
+        .filter(|v| v.bundled() && v.name == name)
+        .max_by(|a, b| a.created_at.cmp(&b.created_at))
+        .ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "template plugin {name:?} is not bundled in this binary"
+            ))
+        })
+}
+
+/// Creates a tenant with the template's plugins bound (platform key).
+pub async fn create_tenant(
+    db: &Db,
+    runtime: &PluginRuntime,
+    principal: &Principal,
+    new: NewTenant,
+    template: &str,
+) -> AppResult<Tenant> {
+    principal.require_platform()?;
+    let template = find(template)?;
+    let id = TenantId::new();
+    let now = crate::clock::now();
+    let mut bindings = Vec::with_capacity(template.plugins.len());
+    for (i, p) in template.plugins.iter().enumerate() {
+        let version = bundled_version(db, p.name).await?;
+        let config = plugins::config_text(Some(&p.config), runtime.limits().config_bytes_max)?;
+        plugin_service::check_config(db, runtime, &version, &config).await?;
+        bindings.push(Binding {
+            id: PluginBindingId::new(),
+            tenant_id: id,
+            plugin_version_id: version.id,
+            config,
+            priority: i32::try_from(i * 10).unwrap_or(plugins::PRIORITY_ABS_MAX),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+            removed_at: None,
+        });
+    }
+    let txn = db.begin_write().await?;
+    let tenant = tenants::service::create_in(&txn, id, &new).await?;
+    for b in &bindings {
+        plugin_repo::insert_binding(&txn, b).await?;
+    }
+    txn.commit().await?;
+    Ok(tenant)
+}
