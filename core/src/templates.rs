@@ -44,7 +44,8 @@ pub fn all() -> Vec<ClubTemplate> {
             slug: "coffee-stars",
             name: "Coffee Stars",
             description: "A café club: one star per currency unit spent, a welcome gift of 25 \
-                          stars and 50 on the member's birthday.",
+                          stars, 50 on the member's birthday, 10 per review (3 a month) and 50 \
+                          for installing the app.",
             plugins: vec![
                 plugin(
                     "base-rate",
@@ -54,6 +55,14 @@ pub fn all() -> Vec<ClubTemplate> {
                 plugin(
                     "birthday-bonus",
                     json!({"points": 50, "expiry_days": 30, "min_member_days": 7}),
+                ),
+                plugin(
+                    "event-bonus",
+                    json!({"events": [
+                        {"type": "review.written", "points": 10,
+                         "cap": {"per": "month", "max": 3}},
+                        {"type": "app.installed", "points": 50, "cap": {"per": "ever", "max": 1}}
+                    ]}),
                 ),
             ],
         },

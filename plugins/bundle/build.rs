@@ -17,6 +17,7 @@ const PLUGINS: &[&str] = &[
     "tier-multiplier",
     "welcome-bonus",
     "birthday-bonus",
+    "event-bonus",
     // Reward types.
     "fixed-discount",
     "percent-discount",

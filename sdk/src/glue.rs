@@ -76,6 +76,13 @@ macro_rules! shared_conversions {
                     wit::EventKind::Custom(c) => crate::EventKind::Custom(crate::CustomEvent {
                         name: c.name,
                         properties_json: c.properties_json,
+                        prior: crate::EventCounts {
+                            day: c.prior.day,
+                            week: c.prior.week,
+                            month: c.prior.month,
+                            year: c.prior.year,
+                            total: c.prior.total,
+                        },
                     }),
                 };
                 Self {

@@ -140,9 +140,9 @@ pub use reward_type::{
     RewardDefinition, RewardInput, RewardType,
 };
 pub use types::{
-    Award, Balances, Birthday, CalendarDate, CustomEvent, Enrollment, EventKind, Expiry,
-    MemberEvent, MemberSnapshot, Money, PluginMetadata, Purchase, PurchaseLine, PurchaseReturn,
-    Tier,
+    Award, Balances, Birthday, CalendarDate, CustomEvent, Enrollment, EventCounts, EventKind,
+    Expiry, MemberEvent, MemberSnapshot, Money, PluginMetadata, Purchase, PurchaseLine,
+    PurchaseReturn, Tier,
 };
 
 /// Parses a JSON config into `T`, with an error message fit for an admin.

@@ -22,7 +22,7 @@
 //! those.
 
 use crate::{
-    Award, Balances, Birthday, Cart, CustomEvent, Enrollment, EventKind, MemberEvent,
+    Award, Balances, Birthday, Cart, CustomEvent, Enrollment, EventCounts, EventKind, MemberEvent,
     MemberSnapshot, Money, PluginMetadata, PointRule, PointRuleInput, Purchase, PurchaseLine,
     PurchaseReturn, RedemptionQuote, RedemptionRequest, ReferralAwards, ReferralInput,
     ReferralScheme, Rejection, RewardDefinition, RewardInput, RewardType, Tier,
@@ -143,11 +143,17 @@ pub fn birthday(year: u16) -> MemberEvent {
     event(EventKind::Birthday(Birthday { year }))
 }
 
-/// A custom event; `properties` is serialized to JSON text.
+/// A custom event, the member's first with this name; `properties` is serialized to JSON text.
 pub fn custom(name: &str, properties: &serde_json::Value) -> MemberEvent {
+    custom_after(name, properties, EventCounts::default())
+}
+
+/// A custom event after `prior` earlier ones with the same name (for caps per period).
+pub fn custom_after(name: &str, properties: &serde_json::Value, prior: EventCounts) -> MemberEvent {
     event(EventKind::Custom(CustomEvent {
         name: name.into(),
         properties_json: properties.to_string(),
+        prior,
     }))
 }
 

@@ -89,6 +89,23 @@ pub struct Birthday {
     pub year: u16,
 }
 
+/// How many events of one name the member had before this one, counted by the host in the
+/// calendar periods (of the programme's time zone) that contain this event. Plugins keep no
+/// state: a cap per period is computed from these counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EventCounts {
+    /// On the same day.
+    pub day: u32,
+    /// In the same ISO week (Monday to Sunday).
+    pub week: u32,
+    /// In the same calendar month.
+    pub month: u32,
+    /// In the same calendar year.
+    pub year: u32,
+    /// Ever.
+    pub total: u32,
+}
+
 /// A tenant-defined event.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CustomEvent {
@@ -96,6 +113,9 @@ pub struct CustomEvent {
     pub name: String,
     /// JSON object as text.
     pub properties_json: String,
+    /// The member's earlier events with this name.
+    #[serde(default)]
+    pub prior: EventCounts,
 }
 
 /// What happened.

@@ -5,9 +5,9 @@
 
 use loyalty_sdk::testing::{self, member, purchase};
 use loyalty_sdk::{
-    Award, CalendarDate, CustomEvent, CustomPerk, Enrollment, EventKind, Expiry, MemberEvent,
-    Money, PercentDiscount, PluginMetadata, PointRuleInput, RedemptionQuote, RedemptionRequest,
-    ReferralAwards, ReferralInput, Rejection, RewardInput,
+    Award, CalendarDate, CustomEvent, CustomPerk, Enrollment, EventCounts, EventKind, Expiry,
+    MemberEvent, Money, PercentDiscount, PluginMetadata, PointRuleInput, RedemptionQuote,
+    RedemptionRequest, ReferralAwards, ReferralInput, Rejection, RewardInput,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -103,8 +103,10 @@ fn every_wit_record_has_an_sdk_twin_with_the_same_fields() {
             keys(&CustomEvent {
                 name: "n".into(),
                 properties_json: "{}".into(),
+                prior: EventCounts::default(),
             }),
         ),
+        ("event-counts", keys(&EventCounts::default())),
         ("member-event", keys(&event)),
         ("tier", keys(&member.tier)),
         ("balances", keys(&member.balances)),

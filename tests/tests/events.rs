@@ -22,6 +22,7 @@ both_backends!(
     tenant_currency_governs_purchases,
     the_demo_request_earns_stars,
     event_limits_have_keys,
+    event_bonus_caps_per_local_period,
 );
 
 const AWARD: &str = "points reason plugin pluginVersion lineIndex entryId";
@@ -1067,5 +1068,54 @@ async fn event_limits_have_keys(b: Backend) {
         )
         .await;
     assert_eq!(ok["recordEvent"]["replayed"], false);
+    s.finish().await;
+}
+
+/// `event-bonus` with a cap of two reviews per month: the host counts the member's earlier
+/// events in the month of the tenant's time zone (Europe/Amsterdam in `s.tenant`).
+async fn event_bonus_caps_per_local_period(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (_, admin) = s.tenant("reviews").await;
+    bind(
+        &s,
+        &admin,
+        "event-bonus",
+        json!({"events": [{"type": "review.written", "points": 50,
+                           "cap": {"per": "month", "max": 2}}]}),
+        0,
+    )
+    .await;
+    let member = s.enroll(&admin, json!({"externalId": "r-1"})).await;
+    let review = |id: &str, at: &str| {
+        json!({"i": {"memberId": member, "type": "review.written", "eventId": id,
+                     "occurredAt": at, "properties": {"stars": 4}}})
+    };
+    let points = |v: &Value| total_points(&v["recordEvent"]["awards"]);
+    let mut earned = Vec::new();
+    for (id, at) in [
+        ("rv-1", "2026-10-05T10:00:00Z"),
+        ("rv-2", "2026-10-12T10:00:00Z"),
+        ("rv-3", "2026-10-20T10:00:00Z"),
+        // 23:30 UTC on 31 October is 00:30 on 1 November in Amsterdam: a new month.
+        ("rv-4", "2026-10-31T23:30:00Z"),
+    ] {
+        earned.push(points(&s.ok(&admin, EVENT, review(id, at)).await));
+    }
+    assert_eq!(earned, vec![50, 50, 0, 50]);
+    // A replay neither earns nor counts again.
+    let again = s
+        .ok(&admin, EVENT, review("rv-2", "2026-10-12T10:00:00Z"))
+        .await;
+    assert_eq!(again["recordEvent"]["replayed"], true);
+    assert_eq!(points(&again), 50);
+    let next = s
+        .ok(&admin, EVENT, review("rv-5", "2026-11-15T10:00:00Z"))
+        .await;
+    assert_eq!(points(&next), 50);
+    let capped = s
+        .ok(&admin, EVENT, review("rv-6", "2026-11-16T10:00:00Z"))
+        .await;
+    assert_eq!(points(&capped), 0);
+    assert_eq!(balance(&s, &admin, &member).await, (200, 0));
     s.finish().await;
 }

@@ -81,6 +81,13 @@ impl From<&sdk::MemberEvent> for wit::MemberEvent {
             sdk::EventKind::Custom(c) => wit::EventKind::Custom(wit::CustomEvent {
                 name: c.name.clone(),
                 properties_json: c.properties_json.clone(),
+                prior: wit::EventCounts {
+                    day: c.prior.day,
+                    week: c.prior.week,
+                    month: c.prior.month,
+                    year: c.prior.year,
+                    total: c.prior.total,
+                },
             }),
         };
         Self {

@@ -402,3 +402,98 @@ pub async fn save_stats(
         .await?;
     Ok(())
 }
+
+/// Midnight at the start of `date` in `tz`, in UTC (the first instant of the day when a DST
+/// change skips midnight).
+fn local_midnight(tz: chrono_tz::Tz, date: chrono::NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let mut t = date.and_time(chrono::NaiveTime::MIN);
+    for _ in 0..4 {
+        if let Some(local) = tz.from_local_datetime(&t).earliest() {
+            return local.with_timezone(&Utc);
+        }
+        t += chrono::Duration::minutes(30);
+    }
+    t.and_utc()
+}
+
+/// The calendar periods (day, ISO week, month, year) of `tz` that contain `at`, each as
+/// `[start, end)` in UTC.
+pub fn periods(tz: chrono_tz::Tz, at: DateTime<Utc>) -> [(DateTime<Utc>, DateTime<Utc>); 4] {
+    use chrono::{Datelike, Days, Months, NaiveDate};
+    let d = at.with_timezone(&tz).date_naive();
+    let week = d - Days::new(u64::from(d.weekday().num_days_from_monday()));
+    let month = d.with_day(1).unwrap_or(d);
+    let year = NaiveDate::from_ymd_opt(d.year(), 1, 1).unwrap_or(d);
+    let m = |date| local_midnight(tz, date);
+    [
+        (m(d), m(d + Days::new(1))),
+        (m(week), m(week + Days::new(7))),
+        (m(month), m(month + Months::new(1))),
+        (m(year), m(year + Months::new(12))),
+    ]
+}
+
+/// How many custom events named `name` the member has, in the periods of `at`, and ever.
+pub async fn prior_counts(
+    conn: &impl ConnectionTrait,
+    tz: chrono_tz::Tz,
+    tenant: TenantId,
+    member: MemberId,
+    name: &str,
+    at: DateTime<Utc>,
+) -> AppResult<loyalty_sdk::EventCounts> {
+    use member_events::Column as C;
+    use sea_orm::PaginatorTrait;
+    let base = || {
+        member_events::Entity::find()
+            .filter(C::MemberId.eq(member.0))
+            .filter(C::TenantId.eq(tenant.0))
+            .filter(C::Kind.eq("custom"))
+            .filter(C::Name.eq(name))
+    };
+    let mut within = [0u32; 4];
+    for (slot, (from, until)) in within.iter_mut().zip(periods(tz, at)) {
+        let n = base()
+            .filter(C::OccurredAt.gte(from))
+            .filter(C::OccurredAt.lt(until))
+            .count(conn)
+            .await?;
+        *slot = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    let total = u32::try_from(base().count(conn).await?).unwrap_or(u32::MAX);
+    Ok(loyalty_sdk::EventCounts {
+        day: within[0],
+        week: within[1],
+        month: within[2],
+        year: within[3],
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::periods;
+    use chrono::{DateTime, Utc};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    #[test]
+    fn periods_follow_the_tenant_calendar_across_a_dst_change() {
+        // Sunday 29 March 2026: Amsterdam moves from CET to CEST; the day has 23 hours.
+        let [day, week, month, year] =
+            periods(chrono_tz::Europe::Amsterdam, t("2026-03-29T12:00:00Z"));
+        assert_eq!(day, (t("2026-03-28T23:00:00Z"), t("2026-03-29T22:00:00Z")));
+        assert_eq!(week, (t("2026-03-22T23:00:00Z"), t("2026-03-29T22:00:00Z")));
+        assert_eq!(
+            month,
+            (t("2026-02-28T23:00:00Z"), t("2026-03-31T22:00:00Z"))
+        );
+        assert_eq!(year, (t("2025-12-31T23:00:00Z"), t("2026-12-31T23:00:00Z")));
+        // 23:30 UTC on 31 October is already November in Amsterdam.
+        let [_, _, month, _] = periods(chrono_tz::Europe::Amsterdam, t("2026-10-31T23:30:00Z"));
+        assert_eq!(month.0, t("2026-10-31T23:00:00Z"));
+    }
+}

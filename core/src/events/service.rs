@@ -542,6 +542,19 @@ pub async fn member_event_in(
     if let Some(existing) = repo::find_event(conn, env.tenant.id, event_id).await? {
         return replay_event(conn, existing, request_hash).await;
     }
+    let mut kind = kind;
+    if let sdk::EventKind::Custom(c) = &mut kind {
+        // Counted under the member's lock, so two events at once see each other.
+        c.prior = repo::prior_counts(
+            conn,
+            env.tenant.timezone,
+            env.tenant.id,
+            member.id,
+            &c.name,
+            occurred_at,
+        )
+        .await?;
+    }
     let (kind_name, name, properties) = match &kind {
         sdk::EventKind::Enrollment(_) => ("enrollment", None, "{}".to_string()),
         sdk::EventKind::Birthday(b) => ("birthday", None, json!({"year": b.year}).to_string()),
@@ -699,6 +712,7 @@ pub async fn record_event(
         sdk::EventKind::Custom(sdk::CustomEvent {
             name: event_type,
             properties_json: properties,
+            prior: sdk::EventCounts::default(),
         }),
         &hash,
         occurred_at,
