@@ -208,8 +208,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
+            let mut codes = 0;
+            loop {
+                let n = crate::rewards::jobs::expire_due(&app.db, batch, crate::clock::now())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
+                codes += n;
+                if n < batch {
+                    break;
+                }
+            }
             println!(
-                "unlocked {} lots, expired {} lots, recorded {birthdays} birthday events",
+                "unlocked {} lots, expired {} lots, recorded {birthdays} birthday events, \
+                 expired {codes} redemption codes",
                 r.unlocked, r.expired
             );
             Ok(())

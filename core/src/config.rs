@@ -127,6 +127,10 @@ pub struct ApiSettings {
     pub event_properties_bytes_max: usize,
     /// Most awards one point rule may return for one event; more is invalid output.
     pub plugin_awards_max: usize,
+    /// Most units one redemption may ask for.
+    pub redemption_quantity_max: u32,
+    /// Most rewards one tenant's catalogue may hold.
+    pub rewards_max: u32,
 }
 
 impl Default for ApiSettings {
@@ -145,6 +149,8 @@ impl Default for ApiSettings {
             purchase_lines_max: 500,
             event_properties_bytes_max: 16 * 1024,
             plugin_awards_max: 100,
+            redemption_quantity_max: 100,
+            rewards_max: 500,
         }
     }
 }
@@ -252,9 +258,11 @@ impl Settings {
         anyhow::ensure!(
             self.api.purchase_lines_max >= 1
                 && self.api.event_properties_bytes_max >= 2
-                && self.api.plugin_awards_max >= 1,
-            "api.purchase_lines_max, api.event_properties_bytes_max and api.plugin_awards_max \
-             must be positive"
+                && self.api.plugin_awards_max >= 1
+                && self.api.redemption_quantity_max >= 1
+                && self.api.rewards_max >= 1,
+            "api.purchase_lines_max, api.event_properties_bytes_max, api.plugin_awards_max, \
+             api.redemption_quantity_max and api.rewards_max must be positive"
         );
         let url = self.database.url.expose();
         anyhow::ensure!(

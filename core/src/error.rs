@@ -27,6 +27,13 @@ pub enum AppError {
     /// A debit larger than the available balance.
     #[error("{0}")]
     InsufficientPoints(String),
+    /// A reward cannot be redeemed now; `reason` is machine-readable (`OUT_OF_STOCK`,
+    /// `LIMIT_REACHED`, `OUTSIDE_DATES`, `TIER_TOO_LOW`, `INACTIVE`, `REJECTED`).
+    #[error("{message}")]
+    RewardUnavailable {
+        reason: &'static str,
+        message: String,
+    },
     /// A plugin failed (trapped, ran out of fuel or memory, returned invalid output) where its
     /// answer was needed, e.g. validating a config. The message names the failure kind.
     #[error("{0}")]
@@ -67,6 +74,7 @@ impl AppError {
             Self::Validation { .. } => "VALIDATION",
             Self::Conflict(_) => "CONFLICT",
             Self::InsufficientPoints(_) => "INSUFFICIENT_POINTS",
+            Self::RewardUnavailable { .. } => "REWARD_UNAVAILABLE",
             Self::Plugin(_) => "PLUGIN_ERROR",
             Self::Internal(_) => "INTERNAL",
         }

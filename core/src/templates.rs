@@ -23,6 +23,16 @@ pub struct TemplatePlugin {
     pub config: Value,
 }
 
+/// A reward of a template's catalogue, priced and described by a bundled reward type.
+#[derive(Clone, Debug)]
+pub struct TemplateReward {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub points_cost: i64,
+    pub plugin: &'static str,
+    pub config: Value,
+}
+
 /// A ready-made club.
 #[derive(Clone, Debug)]
 pub struct ClubTemplate {
@@ -31,6 +41,27 @@ pub struct ClubTemplate {
     pub description: &'static str,
     /// In run order: the first has priority 0, the next 10, and so on.
     pub plugins: Vec<TemplatePlugin>,
+    /// The starting catalogue.
+    pub rewards: Vec<TemplateReward>,
+}
+
+/// A config string replaced by the new tenant's currency.
+const CURRENCY: &str = "{currency}";
+
+/// `config` with every `"{currency}"` string replaced by `currency`.
+fn with_currency(config: &Value, currency: &str) -> Value {
+    match config {
+        Value::String(s) if s == CURRENCY => Value::String(currency.into()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| with_currency(v, currency)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_currency(v, currency)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn plugin(name: &'static str, config: Value) -> TemplatePlugin {
@@ -65,6 +96,13 @@ pub fn all() -> Vec<ClubTemplate> {
                     ]}),
                 ),
             ],
+            rewards: vec![TemplateReward {
+                name: "Free drink",
+                description: "Any handcrafted drink, any size, on the house.",
+                points_cost: 150,
+                plugin: "free-product",
+                config: json!({"sku": "DRINK-ANY", "quantity": 1, "max_quantity": 2}),
+            }],
         },
         ClubTemplate {
             slug: "fashion-tiers",
@@ -90,6 +128,23 @@ pub fn all() -> Vec<ClubTemplate> {
                 ),
                 plugin("welcome-bonus", json!({"points": 100})),
                 plugin("birthday-bonus", json!({"points": 250, "expiry_days": 60})),
+            ],
+            rewards: vec![
+                TemplateReward {
+                    name: "10.00 off",
+                    description: "10.00 off an order of 50.00 or more.",
+                    points_cost: 500,
+                    plugin: "fixed-discount",
+                    config: json!({"amount_minor": 1000, "currency": CURRENCY,
+                                   "min_cart_total_minor": 5000}),
+                },
+                TemplateReward {
+                    name: "Free shipping",
+                    description: "Free delivery on your next online order.",
+                    points_cost: 200,
+                    plugin: "free-shipping",
+                    config: json!({}),
+                },
             ],
         },
     ]
@@ -138,7 +193,10 @@ pub async fn create_tenant(
     let mut bindings = Vec::with_capacity(template.plugins.len());
     for (i, p) in template.plugins.iter().enumerate() {
         let version = bundled_version(db, p.name).await?;
-        let config = plugins::config_text(Some(&p.config), runtime.limits().config_bytes_max)?;
+        let config = plugins::config_text(
+            Some(&with_currency(&p.config, &new.currency)),
+            runtime.limits().config_bytes_max,
+        )?;
         plugin_service::check_config(db, runtime, &version, &config).await?;
         bindings.push(Binding {
             id: PluginBindingId::new(),
@@ -152,10 +210,41 @@ pub async fn create_tenant(
             removed_at: None,
         });
     }
+    let mut rewards = Vec::with_capacity(template.rewards.len());
+    for r in &template.rewards {
+        let version = bundled_version(db, r.plugin).await?;
+        let config = plugins::config_text(
+            Some(&with_currency(&r.config, &new.currency)),
+            runtime.limits().config_bytes_max,
+        )?;
+        plugin_service::check_config(db, runtime, &version, &config).await?;
+        rewards.push(crate::rewards::Reward {
+            id: uuid::Uuid::now_v7(),
+            tenant_id: id,
+            name: r.name.into(),
+            description: Some(r.description.into()),
+            image_url: None,
+            points_cost: r.points_cost,
+            plugin_version_id: version.id,
+            config,
+            stock: None,
+            per_member_limit: None,
+            valid_from: None,
+            valid_until: None,
+            min_tier: None,
+            active: true,
+            code_valid_days: crate::rewards::CODE_VALID_DAYS_DEFAULT,
+            created_at: now,
+            updated_at: now,
+        });
+    }
     let txn = db.begin_write().await?;
     let tenant = tenants::service::create_in(&txn, id, &new).await?;
     for b in &bindings {
         plugin_repo::insert_binding(&txn, b).await?;
+    }
+    for r in &rewards {
+        crate::rewards::repo::insert_reward(&txn, r).await?;
     }
     txn.commit().await?;
     Ok(tenant)

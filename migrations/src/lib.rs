@@ -10,6 +10,7 @@ mod m0001_foundation;
 mod m0002_ledger;
 mod m0003_plugins;
 mod m0004_events;
+mod m0005_rewards;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_ledger::Migration),
             Box::new(m0003_plugins::Migration),
             Box::new(m0004_events::Migration),
+            Box::new(m0005_rewards::Migration),
         ]
     }
 }

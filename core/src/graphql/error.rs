@@ -21,6 +21,9 @@ impl From<AppError> for async_graphql::Error {
             if let AppError::Validation { field, .. } = &err {
                 e.set("field", field.as_str());
             }
+            if let AppError::RewardUnavailable { reason, .. } = &err {
+                e.set("reason", *reason);
+            }
         })
     }
 }

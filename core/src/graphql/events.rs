@@ -309,6 +309,17 @@ struct TemplatePluginObject {
 }
 
 #[derive(SimpleObject)]
+#[graphql(name = "TemplateReward")]
+struct TemplateRewardObject {
+    name: String,
+    description: String,
+    points_cost: i64,
+    /// The bundled reward type.
+    plugin: String,
+    config: Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject)]
 #[graphql(name = "ClubTemplate")]
 struct TemplateObject {
     slug: String,
@@ -316,6 +327,8 @@ struct TemplateObject {
     description: String,
     /// In run order.
     plugins: Vec<TemplatePluginObject>,
+    /// The starting catalogue.
+    rewards: Vec<TemplateRewardObject>,
 }
 
 #[derive(Default)]
@@ -363,6 +376,17 @@ impl EventsQuery {
                     .map(|p| TemplatePluginObject {
                         name: p.name.into(),
                         config: Json(p.config),
+                    })
+                    .collect(),
+                rewards: t
+                    .rewards
+                    .into_iter()
+                    .map(|r| TemplateRewardObject {
+                        name: r.name.into(),
+                        description: r.description.into(),
+                        points_cost: r.points_cost,
+                        plugin: r.plugin.into(),
+                        config: Json(r.config),
                     })
                     .collect(),
             })

@@ -156,6 +156,16 @@ impl MemberObject {
     ) -> Result<Connection<String, super::events::PurchaseObject>> {
         super::events::member_purchases(ctx, self.0.id, first, after).await
     }
+    /// Redemptions, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn redemptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, super::rewards::RedemptionObject>> {
+        super::rewards::member_redemptions(ctx, self.0.id, first, after).await
+    }
     /// Ledger entries, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn history(

@@ -10,6 +10,7 @@ mod events;
 mod ledger;
 mod members;
 mod plugins;
+mod rewards;
 mod scalars;
 mod tenants;
 
@@ -29,6 +30,7 @@ pub struct QueryRoot(
     members::MemberQuery,
     plugins::PluginQuery,
     events::EventsQuery,
+    rewards::RewardsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -38,6 +40,7 @@ pub struct MutationRoot(
     ledger::LedgerMutation,
     plugins::PluginMutation,
     events::EventsMutation,
+    rewards::RewardsMutation,
 );
 
 /// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a

@@ -39,7 +39,7 @@ impl From<KindEnum> for PluginKind {
 }
 
 /// One immutable plugin component: bundled with the server, or installed by this tenant.
-struct PluginVersionObject(PluginVersion);
+pub(crate) struct PluginVersionObject(pub(crate) PluginVersion);
 
 #[Object(name = "PluginVersion")]
 impl PluginVersionObject {

@@ -111,6 +111,11 @@ pub fn spawn(
                     tracing::error!(error = ?e, "birthday job failed; retrying next interval")
                 }
             }
+            match crate::rewards::jobs::expire_due(&app.db, batch_max, crate::clock::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(codes = n, "redemption codes expired"),
+                Err(e) => tracing::error!(error = ?e, "code expiry failed; retrying next interval"),
+            }
             match run_batch(&app.db, batch_max, crate::clock::now()).await {
                 Ok(r) if r.unlocked >= batch_max || r.expired >= batch_max => continue,
                 Ok(r) => {

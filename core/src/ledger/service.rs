@@ -522,6 +522,83 @@ pub async fn void_in(
     Ok(entry)
 }
 
+/// Gives back a captured hold (a cancelled redemption): the captured points return to the lots
+/// they were taken from, with their original expiry; the hold becomes `REFUNDED`. At most once
+/// (the refund reverses the capture entry, and a reversal is unique).
+pub async fn refund_capture_in(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    hold_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Entry> {
+    let hold = repo::find_hold(conn, tenant.id, hold_id)
+        .await?
+        .ok_or(AppError::not_found("hold"))?;
+    let member = MemberId(hold.member_id);
+    let before = repo::lock_balances(conn, tenant.id, member, now).await?;
+    let mut hold = repo::find_hold(conn, tenant.id, hold_id)
+        .await?
+        .ok_or(AppError::not_found("hold"))?;
+    if hold.status != "CAPTURED" {
+        return Err(AppError::Conflict(format!(
+            "only a captured hold can be refunded; this one is {}",
+            hold.status.to_lowercase()
+        )));
+    }
+    let capture_entry = hold
+        .resolve_entry_id
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("captured hold without its entry")))?;
+    // What the hold took from each lot, less what the capture already put back.
+    let mut net: Vec<(Uuid, i64)> =
+        repo::allocations_of(conn, tenant.id, hold.hold_entry_id).await?;
+    for (lot, p) in repo::allocations_of(conn, tenant.id, capture_entry).await? {
+        if let Some(slot) = net.iter_mut().find(|(l, _)| *l == lot) {
+            slot.1 += p;
+        }
+    }
+    net.retain(|(_, p)| *p > 0);
+    let amount = hold.captured_points;
+    let entry_id = Uuid::now_v7();
+    let restorable = amount.min((before.available + amount).max(0));
+    let mut lines = vec![Line::new(Account::Redemption, -amount)];
+    let mut restored = 0;
+    for (lot, p) in restore(conn, tenant.id, entry_id, &net, restorable).await? {
+        lines.push(Line::with_lot(Account::Available, p, lot));
+        restored += p;
+    }
+    if restored < amount {
+        // Repays a negative balance (allow-negative) or lots that no longer exist: no lot.
+        lines.push(Line::new(Account::Available, amount - restored));
+    }
+    let (entry, _) = post(
+        conn,
+        tenant,
+        member,
+        before,
+        entry_id,
+        Post {
+            kind: EntryKind::Reversal,
+            lines,
+            source: Source {
+                reason_code: Some("redemption-cancelled".into()),
+                ..Default::default()
+            },
+            natural_key: None,
+            reverses: Some(capture_entry),
+            hold_id: Some(hold.id),
+            lifetime: Lifetime {
+                redeemed: -amount,
+                ..Default::default()
+            },
+        },
+        now,
+    )
+    .await?;
+    hold.status = "REFUNDED".into();
+    repo::resolve_hold(conn, &hold).await?;
+    Ok(entry)
+}
+
 /// Takes back `points` that an earn (or credit adjustment) produced, for a return: from
 /// pending first, then what is left of its lot; the part already spent follows the tenant's
 /// shortfall policy. At most the entry's original points in total, over all clawbacks.

@@ -113,6 +113,21 @@ impl PluginRuntime {
             .map_err(blocking_failed)
     }
 
+    /// Asks a reward type for a quote (on the blocking pool).
+    pub async fn quote_reward(
+        &self,
+        plugin: &LoadedPlugin,
+        input: loyalty_sdk::RewardInput,
+    ) -> AppResult<
+        Result<Outcome<Result<loyalty_sdk::RedemptionQuote, loyalty_sdk::Rejection>>, Failure>,
+    > {
+        let host = self.host.clone();
+        let plugin = plugin.clone();
+        tokio::task::spawn_blocking(move || host.quote_reward(&plugin, &input))
+            .await
+            .map_err(blocking_failed)
+    }
+
     /// Asks the plugin whether it accepts `config` (canonical JSON text).
     pub async fn validate_config(
         &self,

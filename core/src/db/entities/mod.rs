@@ -20,4 +20,6 @@ pub mod plugin_versions;
 pub mod purchase_lines;
 pub mod purchase_returns;
 pub mod purchases;
+pub mod redemptions;
+pub mod rewards;
 pub mod tenants;
