@@ -24,6 +24,10 @@ const PLUGINS: &[&str] = &[
     "free-product",
     "free-shipping",
     "perk",
+    // Referral schemes.
+    "double-sided",
+    "first-order-share",
+    "multi-level",
 ];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 

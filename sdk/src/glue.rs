@@ -293,11 +293,17 @@ impl<T: crate::ReferralScheme> referral_scheme::exports::loyalty::plugin::referr
             referee: input.referee.into(),
             event: input.event.into(),
             config: input.config,
+            upline: input.upline.into_iter().map(Into::into).collect(),
         };
         let awards = T::evaluate(input)?;
         Ok(awards.map(|a| wit::ReferralAwards {
             referrer: a.referrer.into_iter().map(Into::into).collect(),
             referee: a.referee.into_iter().map(Into::into).collect(),
+            upline: a
+                .upline
+                .into_iter()
+                .map(|level| level.into_iter().map(Into::into).collect())
+                .collect(),
         }))
     }
 }

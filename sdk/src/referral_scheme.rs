@@ -14,6 +14,10 @@ pub struct ReferralInput {
     pub referee: MemberSnapshot,
     /// The referee's event that may qualify the referral.
     pub event: MemberEvent,
+    /// Who referred the referrer, and so on up: nearest first, at most the host's number of
+    /// levels.
+    #[serde(default)]
+    pub upline: Vec<MemberSnapshot>,
     /// The plugin's config as JSON text, already accepted by
     /// [`ReferralScheme::validate_config`].
     pub config: String,
@@ -26,6 +30,9 @@ pub struct ReferralAwards {
     pub referrer: Vec<Award>,
     /// Credited to the referee.
     pub referee: Vec<Award>,
+    /// Credited to the upline, in the order of [`ReferralInput::upline`].
+    #[serde(default)]
+    pub upline: Vec<Vec<Award>>,
 }
 
 /// A referral scheme decides what both members earn when the referee does

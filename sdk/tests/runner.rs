@@ -73,6 +73,7 @@ impl ReferralScheme for FirstPurchase {
         Ok(first.then(|| ReferralAwards {
             referrer: vec![Award::new(100, "referral").expiring(Expiry::AfterDays(365))],
             referee: vec![Award::new(100, "referral")],
+            upline: Vec::new(),
         }))
     }
 }
@@ -95,6 +96,7 @@ fn referral_input(event: MemberEvent, config: &str) -> ReferralInput {
         referee: member(),
         event,
         config: config.into(),
+        upline: Vec::new(),
     }
 }
 

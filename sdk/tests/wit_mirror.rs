@@ -160,9 +160,10 @@ fn every_wit_record_has_an_sdk_twin_with_the_same_fields() {
             "referral-input",
             keys(&ReferralInput {
                 referrer: member.clone(),
-                referee: member,
+                referee: member.clone(),
                 event: MemberEvent { ..event },
                 config: "{}".into(),
+                upline: vec![member],
             }),
         ),
         ("referral-awards", keys(&ReferralAwards::default())),

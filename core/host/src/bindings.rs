@@ -165,6 +165,7 @@ impl From<&sdk::ReferralInput> for referral_scheme_api::ReferralInput {
             referee: (&v.referee).into(),
             event: (&v.event).into(),
             config: v.config.clone(),
+            upline: v.upline.iter().map(Into::into).collect(),
         }
     }
 }
@@ -255,6 +256,7 @@ impl From<referral_scheme_api::ReferralAwards> for sdk::ReferralAwards {
         Self {
             referrer: awards(v.referrer),
             referee: awards(v.referee),
+            upline: v.upline.into_iter().map(awards).collect(),
         }
     }
 }

@@ -76,6 +76,7 @@ fn every_bundled_plugin_runs_in_the_sandbox() {
                     referee: member(),
                     event: events().remove(0),
                     config: meta.config_example.clone(),
+                    upline: vec![member(), member()],
                 };
                 host.evaluate_referral(&plugin, &input)
                     .unwrap_or_else(|f| panic!("{crate_name}: sandbox failure {f}"))

@@ -311,6 +311,7 @@ impl ReferralScheme for Plugin {
         Ok(Some(ReferralAwards {
             referrer: vec![Award::new(config.referrer_points, "__NAME__")],
             referee: vec![Award::new(config.referee_points, "__NAME__")],
+            upline: Vec::new(),
         }))
     }
 }
@@ -330,6 +331,7 @@ mod tests {
             referee: member(),
             event,
             config: r#"{"referrer_points": 500, "referee_points": 200}"#.into(),
+            upline: Vec::new(),
         })
     }
 
@@ -341,6 +343,7 @@ mod tests {
             Some(ReferralAwards {
                 referrer: vec![Award::new(500, "__NAME__")],
                 referee: vec![Award::new(200, "__NAME__")],
+                upline: Vec::new(),
             })
         );
         assert_eq!(run(enrollment("web"))?, None);
