@@ -30,6 +30,7 @@ pub mod ledger;
 pub mod members;
 pub mod pagination;
 pub mod plugins;
+pub mod referrals;
 pub mod rewards;
 pub mod templates;
 pub mod tenants;

@@ -75,8 +75,9 @@ pub fn all() -> Vec<ClubTemplate> {
             slug: "coffee-stars",
             name: "Coffee Stars",
             description: "A café club: one star per currency unit spent, a welcome gift of 25 \
-                          stars, 50 on the member's birthday, 10 per review (3 a month) and 50 \
-                          for installing the app.",
+                          stars, 50 on the member's birthday, 10 per review (3 a month), 50 \
+                          for installing the app, and 100 for bringing a friend (50 for the \
+                          friend) whose first order of 5.00 or more comes within 60 days.",
             plugins: vec![
                 plugin(
                     "base-rate",
@@ -94,6 +95,11 @@ pub fn all() -> Vec<ClubTemplate> {
                          "cap": {"per": "month", "max": 3}},
                         {"type": "app.installed", "points": 50, "cap": {"per": "ever", "max": 1}}
                     ]}),
+                ),
+                plugin(
+                    "double-sided",
+                    json!({"referrer_points": 100, "referee_points": 50,
+                           "min_order_minor": 500, "within_days": 60}),
                 ),
             ],
             rewards: vec![TemplateReward {

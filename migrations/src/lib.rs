@@ -11,6 +11,7 @@ mod m0002_ledger;
 mod m0003_plugins;
 mod m0004_events;
 mod m0005_rewards;
+mod m0006_referrals;
 
 /// The ordered list of migrations.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_plugins::Migration),
             Box::new(m0004_events::Migration),
             Box::new(m0005_rewards::Migration),
+            Box::new(m0006_referrals::Migration),
         ]
     }
 }

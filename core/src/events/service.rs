@@ -233,6 +233,12 @@ pub async fn record_purchase(
     )
     .await?;
     pipeline::announce(&txn, env, member.id, &event_ref, &awards, &errors, now).await?;
+    let referral_errors =
+        crate::referrals::service::qualify_in(&txn, env, &member, &snap, &event, occurred_at, now)
+            .await?;
+    pipeline::announce(&txn, env, member.id, &event_ref, &[], &referral_errors, now).await?;
+    let mut errors = errors;
+    errors.extend(referral_errors);
     txn.commit().await?;
     Ok(RecordedPurchase {
         purchase,
@@ -609,6 +615,21 @@ pub async fn member_event_in(
     };
     outbox::append(conn, env.tenant.id, Some(member.id), cause, payload, now).await?;
     pipeline::announce(conn, env, member.id, event_id, &awards, &errors, now).await?;
+    let mut errors = errors;
+    if kind_name == "custom" {
+        let referral_errors = crate::referrals::service::qualify_in(
+            conn,
+            env,
+            member,
+            &snap,
+            &event,
+            occurred_at,
+            now,
+        )
+        .await?;
+        pipeline::announce(conn, env, member.id, event_id, &[], &referral_errors, now).await?;
+        errors.extend(referral_errors);
+    }
     Ok(Outcome {
         awards,
         errors,

@@ -156,6 +156,27 @@ impl MemberObject {
     ) -> Result<Connection<String, super::events::PurchaseObject>> {
         super::events::member_purchases(ctx, self.0.id, first, after).await
     }
+    /// The code this member shares to refer friends.
+    async fn referral_code(&self, ctx: &Context<'_>) -> Result<String> {
+        super::referrals::code(ctx, self.0.id).await
+    }
+    /// Who referred this member, if anyone.
+    async fn referred_by(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::referrals::ReferralObject>> {
+        super::referrals::referred_by(ctx, self.0.id).await
+    }
+    /// The members this member referred, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn referrals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, super::referrals::ReferralObject>> {
+        super::referrals::referrals(ctx, self.0.id, first, after).await
+    }
     /// Redemptions, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn redemptions(
@@ -215,6 +236,8 @@ struct EnrollMemberInput {
     attributes: Option<Json<serde_json::Value>>,
     /// Where they joined, e.g. "web", "pos", "app"; the point rules see it (welcome bonuses).
     channel: Option<String>,
+    /// A member's referral code: the new member is attributed to them (guards apply).
+    referral_code: Option<String>,
     /// Retrying with the same key and input returns the first result and writes nothing.
     idempotency_key: Option<String>,
 }
@@ -372,6 +395,7 @@ impl MemberMutation {
                 .unwrap_or_default(),
             attributes: input.attributes.map(|j| j.0),
             channel: input.channel,
+            referral_code: input.referral_code,
         };
         let m = members::service::enroll(
             &st.db,

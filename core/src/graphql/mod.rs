@@ -10,6 +10,7 @@ mod events;
 mod ledger;
 mod members;
 mod plugins;
+mod referrals;
 mod rewards;
 mod scalars;
 mod tenants;
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     plugins::PluginQuery,
     events::EventsQuery,
     rewards::RewardsQuery,
+    referrals::ReferralsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,6 +43,7 @@ pub struct MutationRoot(
     plugins::PluginMutation,
     events::EventsMutation,
     rewards::RewardsMutation,
+    referrals::ReferralsMutation,
 );
 
 /// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a

@@ -83,6 +83,8 @@ pub struct EnrollRequest {
     pub attributes: Option<serde_json::Value>,
     /// Where the member joined ("web", "pos", "app"); point rules see it.
     pub channel: Option<String>,
+    /// Another member's referral code: attributes the new member to them.
+    pub referral_code: Option<String>,
 }
 
 /// `updateMember`'s input: absent fields stay, explicit nulls clear.

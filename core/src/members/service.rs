@@ -70,6 +70,11 @@ pub async fn enroll(
     let mut member = super::validate_enroll(&req, now, today, limits)?;
     member.tenant_id = t.tenant_id;
     let channel = req.channel.as_deref().map(super::channel).transpose()?;
+    let referral_code = req
+        .referral_code
+        .as_deref()
+        .map(crate::referrals::normalize_code)
+        .transpose()?;
 
     let txn = db.begin_write().await?;
     if let Some(k) = &key {
@@ -104,6 +109,8 @@ pub async fn enroll(
         awards_max: limits.plugin_awards_max,
     };
     crate::events::service::enrolled_in(&txn, env, &member, channel.as_deref(), now).await?;
+    crate::referrals::service::enrolled_in(&txn, &tenant, &member, referral_code.as_deref(), now)
+        .await?;
     txn.commit().await?;
     Ok(member)
 }

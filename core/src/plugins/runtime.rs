@@ -128,6 +128,20 @@ impl PluginRuntime {
             .map_err(blocking_failed)
     }
 
+    /// Runs a referral scheme on a referee's event (on the blocking pool).
+    pub async fn evaluate_referral(
+        &self,
+        plugin: &LoadedPlugin,
+        input: loyalty_sdk::ReferralInput,
+    ) -> AppResult<Result<Outcome<Result<Option<loyalty_sdk::ReferralAwards>, String>>, Failure>>
+    {
+        let host = self.host.clone();
+        let plugin = plugin.clone();
+        tokio::task::spawn_blocking(move || host.evaluate_referral(&plugin, &input))
+            .await
+            .map_err(blocking_failed)
+    }
+
     /// Asks the plugin whether it accepts `config` (canonical JSON text).
     pub async fn validate_config(
         &self,

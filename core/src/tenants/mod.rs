@@ -26,6 +26,8 @@ pub struct Tenant {
     pub currency: String,
     pub branding: Branding,
     pub points_policy: PointsPolicy,
+    /// At most this many qualified referrals per referrer per period; `None`: no cap.
+    pub referral_cap: Option<(i64, crate::referrals::CapPeriod)>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

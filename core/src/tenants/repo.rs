@@ -26,6 +26,10 @@ fn to_domain(m: tenants::Model) -> AppResult<Tenant> {
         timezone,
         points_name: m.points_name,
         currency: m.currency,
+        referral_cap: match (m.referral_cap, m.referral_cap_period.as_deref()) {
+            (Some(n), Some(p)) => crate::referrals::CapPeriod::parse(p).map(|p| (n, p)),
+            _ => None,
+        },
         branding: Branding {
             primary_color: m.primary_color,
             logo_url: m.logo_url,
@@ -59,6 +63,8 @@ pub async fn insert(conn: &impl ConnectionTrait, id: TenantId, t: &NewTenant) ->
         expiry_policy: PointsPolicy::default().expiry.as_db(),
         shortfall_policy: PointsPolicy::default().shortfall.as_db().into(),
         currency: t.currency.clone(),
+        referral_cap: None,
+        referral_cap_period: None,
         created_at: now,
         updated_at: now,
     };
@@ -120,6 +126,21 @@ pub async fn list(conn: &impl ConnectionTrait, page: PageRequest) -> AppResult<P
         .map(to_domain)
         .collect::<AppResult<Vec<_>>>()?;
     Ok(Page::from_overfetch(rows, page.limit))
+}
+
+pub async fn set_referral_cap(
+    conn: &impl ConnectionTrait,
+    id: TenantId,
+    cap: Option<(i64, crate::referrals::CapPeriod)>,
+) -> AppResult<Option<Tenant>> {
+    let Some(model) = tenants::Entity::find_by_id(id.0).one(conn).await? else {
+        return Ok(None);
+    };
+    let mut a = model.into_active_model();
+    a.referral_cap = Set(cap.map(|(n, _)| n));
+    a.referral_cap_period = Set(cap.map(|(_, p)| p.as_str().to_string()));
+    a.updated_at = Set(crate::clock::now());
+    to_domain(a.update(conn).await?).map(Some)
 }
 
 pub async fn set_points_policy(

@@ -21,5 +21,8 @@ pub mod purchase_lines;
 pub mod purchase_returns;
 pub mod purchases;
 pub mod redemptions;
+pub mod referral_codes;
+pub mod referral_refusals;
+pub mod referrals;
 pub mod rewards;
 pub mod tenants;

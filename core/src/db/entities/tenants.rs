@@ -14,6 +14,8 @@ pub struct Model {
     pub expiry_policy: String,
     pub shortfall_policy: String,
     pub currency: String,
+    pub referral_cap: Option<i64>,
+    pub referral_cap_period: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
