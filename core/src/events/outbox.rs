@@ -4,7 +4,9 @@
 //! that happened is missing.
 //!
 //! Kinds: `member.enrolled`, `member.birthday`, `purchase.recorded`, `purchase.returned`,
-//! `event.recorded`, `points.earned`, `points.reversed`, `points.expired`, `plugin.failed`.
+//! `event.recorded`, `points.earned`, `points.reversed`, `points.expired`, `plugin.failed`,
+//! `reward.redeemed`, `reward.used`, `reward.expired`, `reward.cancelled`,
+//! `referral.attributed`, `referral.qualified`, `referral.refused`.
 //! An event's own record comes first, then the points it earned.
 
 use crate::db::entities::outbox_events;
