@@ -47,12 +47,16 @@ fn hostile_loop_runs_out_of_fuel_or_time() {
 #[test]
 fn hostile_memory_runs_out_of_memory() {
     // Under the default limits, touching every byte costs fuel: the fuel runs
-    // out (at about 13 MiB) before the memory limit is reached.
+    // out (at about 13 MiB) before the memory limit is reached. On a loaded
+    // machine the wall-clock deadline can come first; any of the three stops it.
     let host = host();
     let base_rate = host.load(component("base-rate")).expect("load");
     let kind = hostile_failure(&host, "hostile-memory", "{}");
     assert!(
-        matches!(kind, FailureKind::OutOfFuel | FailureKind::OutOfMemory),
+        matches!(
+            kind,
+            FailureKind::OutOfFuel | FailureKind::OutOfMemory | FailureKind::Deadline
+        ),
         "{kind:?}"
     );
     base_rate_still_works(&host, &base_rate);
