@@ -210,7 +210,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
             let mut codes = 0;
             loop {
-                let n = crate::rewards::jobs::expire_due(&app.db, batch, crate::clock::now())
+                let n = crate::rewards::service::expire_due(&app.db, batch, crate::clock::now())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
                 codes += n;

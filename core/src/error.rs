@@ -65,6 +65,12 @@ impl AppError {
         Self::Internal(err.into())
     }
 
+    /// True for a database unique violation (a natural key or id taken concurrently).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Internal(inner)
+            if inner.downcast_ref::<DbErr>().is_some_and(is_unique_violation))
+    }
+
     /// The stable code clients switch on (`extensions.code`).
     pub fn code(&self) -> &'static str {
         match self {

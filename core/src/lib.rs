@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod db;
 pub mod demo;

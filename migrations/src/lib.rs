@@ -13,6 +13,26 @@ mod m0004_events;
 mod m0005_rewards;
 mod m0006_referrals;
 
+/// Creates index `name` on `table` over `cols` (the index helper of the migrations after
+/// m0003).
+pub(crate) async fn index(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: DynIden,
+    cols: Vec<DynIden>,
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut idx = Index::create();
+    idx.name(name).table(table);
+    for c in cols {
+        idx.col(c);
+    }
+    if unique {
+        idx.unique();
+    }
+    manager.create_index(idx.to_owned()).await
+}
+
 /// The ordered list of migrations.
 pub struct Migrator;
 

@@ -5,6 +5,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::index;
+
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
@@ -49,24 +51,6 @@ enum ReferralRefusals {
     Reason,
     Stage,
     CreatedAt,
-}
-
-async fn index(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: DynIden,
-    cols: Vec<DynIden>,
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut idx = Index::create();
-    idx.name(name).table(table);
-    for c in cols {
-        idx.col(c);
-    }
-    if unique {
-        idx.unique();
-    }
-    manager.create_index(idx.to_owned()).await
 }
 
 #[async_trait::async_trait]

@@ -35,7 +35,7 @@ pub const REASON_CODE_CHARS_MAX: usize = 64;
 const LEDGER_VERSION_CHARS_MAX: usize = 32;
 
 /// An award's expiry: `None` the programme's default, `Some(None)` never, `Some(Some(t))` at t.
-type ExpiryOverride = Option<Option<DateTime<Utc>>>;
+pub(crate) type ExpiryOverride = Option<Option<DateTime<Utc>>>;
 
 /// A rule's award, checked, before it is written.
 #[derive(Clone, Debug)]
@@ -85,6 +85,19 @@ pub fn snapshot(
     }
 }
 
+/// The member's balances and snapshot as they are, without a lock (simulations, quotes, the
+/// other members of a referral).
+pub async fn read_snapshot(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    member: &Member,
+) -> AppResult<(Balances, sdk::MemberSnapshot)> {
+    let balances = ledger_repo::balances(conn, tenant.id, member.id).await?;
+    let stats = super::repo::stats(conn, tenant.id, member.id).await?;
+    let snap = snapshot(member, &balances, &stats, &tenant.currency);
+    Ok((balances, snap))
+}
+
 /// Loads the member's balances (locking the member for the rest of the transaction) and
 /// statistics, and builds the snapshot.
 pub async fn lock_member(
@@ -108,8 +121,25 @@ fn plugin_error(version: &PluginVersion, code: &str, message: impl Into<String>)
     }
 }
 
-/// Checks one rule's answer; any bad award makes the whole answer invalid.
-fn check_awards(
+/// An award's expiry as the ledger takes it: days count from the event.
+fn expiry_override(
+    expiry: Option<sdk::Expiry>,
+    occurred_at: DateTime<Utc>,
+) -> Result<ExpiryOverride, String> {
+    Ok(match expiry {
+        None => None,
+        Some(sdk::Expiry::Never) => Some(None),
+        Some(sdk::Expiry::AfterDays(d)) => Some(Some(occurred_at + Duration::days(i64::from(d)))),
+        Some(sdk::Expiry::AtMs(at)) => Some(Some(
+            DateTime::<Utc>::from_timestamp_millis(at)
+                .ok_or_else(|| format!("expiry at {at} ms is not a valid time"))?,
+        )),
+    })
+}
+
+/// Checks one plugin's answer (`lines`: the event's line count); any bad award makes the whole
+/// answer invalid. Returns each award with its expiry as the ledger takes it.
+pub(crate) fn check_awards(
     awards: Vec<sdk::Award>,
     lines: usize,
     occurred_at: DateTime<Utc>,
@@ -148,17 +178,7 @@ fn check_awards(
                     "award for line {i}, but the event has {lines} lines"
                 ));
             }
-            let expires_at = match a.expiry {
-                None => None,
-                Some(sdk::Expiry::Never) => Some(None),
-                Some(sdk::Expiry::AfterDays(d)) => {
-                    Some(Some(occurred_at + Duration::days(i64::from(d))))
-                }
-                Some(sdk::Expiry::AtMs(at)) => Some(Some(
-                    DateTime::<Utc>::from_timestamp_millis(at)
-                        .ok_or_else(|| format!("expiry at {at} ms is not a valid time"))?,
-                )),
-            };
+            let expires_at = expiry_override(a.expiry, occurred_at)?;
             Ok((a, expires_at))
         })
         .collect()

@@ -11,7 +11,7 @@ use super::{
 use crate::auth::{Access, Principal};
 use crate::config::ApiSettings;
 use crate::db::Db;
-use crate::error::{AppError, AppResult, is_unique_violation};
+use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
 use crate::ledger::service::clawback_in;
 use crate::members::{self, Member};
@@ -29,11 +29,6 @@ use uuid::Uuid;
 fn request_hash(request: &impl Serialize) -> AppResult<String> {
     let body = serde_json::to_vec(request).map_err(AppError::internal)?;
     Ok(hex::encode(Sha256::digest(&body)))
-}
-
-fn is_db_unique(e: &AppError) -> bool {
-    matches!(e, AppError::Internal(inner)
-        if inner.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unique_violation))
 }
 
 async fn resolve_member(
@@ -191,7 +186,7 @@ pub async fn record_purchase(
     purchase.points_earned = awards.iter().map(|a| a.points).sum();
     if let Err(e) = repo::insert_purchase(&txn, tenant.id, &purchase).await {
         drop(txn);
-        if !is_db_unique(&e) {
+        if !e.is_unique_violation() {
             return Err(e);
         }
         // The same order id for another member, recorded concurrently.
@@ -277,9 +272,7 @@ pub async fn simulate_purchase(
             req.order_id
         )));
     }
-    let balances = crate::ledger::repo::balances(conn, tenant.id, member.id).await?;
-    let stats = repo::stats(conn, tenant.id, member.id).await?;
-    let snap = pipeline::snapshot(&member, &balances, &stats, &tenant.currency);
+    let (_, snap) = pipeline::read_snapshot(conn, &tenant, &member).await?;
     let purchase = new_purchase(&req, member.id, String::new(), occurred_at, now);
     let event = sdk::MemberEvent {
         id: order_ref(&purchase.order_id),
@@ -500,7 +493,7 @@ pub async fn record_return(
     };
     if let Err(e) = repo::insert_return(&txn, tenant.id, &ret).await {
         drop(txn);
-        if !is_db_unique(&e) {
+        if !e.is_unique_violation() {
             return Err(e);
         }
         let existing = repo::find_return(db.reader(), tenant.id, &req.return_id)
@@ -741,7 +734,7 @@ pub async fn record_event(
     )
     .await;
     let outcome = match outcome {
-        Err(e) if is_db_unique(&e) => {
+        Err(e) if e.is_unique_violation() => {
             drop(txn);
             let existing = repo::find_event(db.reader(), tenant.id, &stored_id)
                 .await?

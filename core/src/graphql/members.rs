@@ -2,7 +2,7 @@
 
 use super::ledger::{BalanceObject, EntryObject, ExpiringObject};
 use super::scalars::Date;
-use super::{principal, state};
+use super::{patch, principal, state};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
@@ -297,14 +297,6 @@ struct MemberFilterInput {
     /// Enrolled strictly before.
     enrolled_before: Option<DateTime<Utc>>,
     status: Option<StatusEnum>,
-}
-
-fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
-    match v {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(x) => Patch::Set(x),
-    }
 }
 
 #[derive(Default)]

@@ -72,6 +72,16 @@ pub fn sdl() -> String {
     build_schema(None, &crate::config::ApiSettings::default()).sdl()
 }
 
+/// An update input's field: absent keeps, null clears, a value sets.
+fn patch<T>(v: async_graphql::MaybeUndefined<T>) -> crate::validate::Patch<T> {
+    use crate::validate::Patch;
+    match v {
+        async_graphql::MaybeUndefined::Undefined => Patch::Keep,
+        async_graphql::MaybeUndefined::Null => Patch::Clear,
+        async_graphql::MaybeUndefined::Value(x) => Patch::Set(x),
+    }
+}
+
 fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
 }

@@ -2,7 +2,7 @@
 
 use super::members::MemberObject;
 use super::plugins::PluginVersionObject;
-use super::{principal, state};
+use super::{patch, principal, state};
 use crate::error::AppError;
 use crate::events::LineInput;
 use crate::ids::MemberId;
@@ -11,7 +11,6 @@ use crate::pagination::{PageRequest, encode_cursor};
 use crate::plugins::repo as plugin_repo;
 use crate::rewards::service::{self, CartRequest, Offer};
 use crate::rewards::{NewReward, Redemption, Reward, RewardPatch, Status};
-use crate::validate::Patch;
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{
     Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
@@ -26,14 +25,6 @@ fn uuid_of(id: &ID, what: &'static str) -> Result<Uuid, AppError> {
 
 fn member_of(id: &ID) -> Result<MemberId, AppError> {
     MemberId::parse(id).ok_or(AppError::not_found("member"))
-}
-
-fn patch<T>(v: MaybeUndefined<T>) -> Patch<T> {
-    match v {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(x) => Patch::Set(x),
-    }
 }
 
 pub(crate) struct RewardObject(Reward);

@@ -1,6 +1,6 @@
 //! Tenants and API keys.
 
-use super::{principal, state};
+use super::{patch, principal, state};
 use crate::auth::{self, Role};
 use crate::error::AppError;
 use crate::ids::{ApiKeyId, TenantId};
@@ -196,14 +196,6 @@ struct RevokeApiKeyPayload {
     api_key: ApiKeyObject,
 }
 
-fn patch_of(v: MaybeUndefined<String>) -> Patch<String> {
-    match v {
-        MaybeUndefined::Undefined => Patch::Keep,
-        MaybeUndefined::Null => Patch::Clear,
-        MaybeUndefined::Value(s) => Patch::Set(s),
-    }
-}
-
 #[derive(Default)]
 pub(super) struct TenantQuery;
 
@@ -328,7 +320,7 @@ impl TenantMutation {
         p.require_platform()?;
         let id = TenantId::parse(&input.id).ok_or_else(|| AppError::not_found("tenant"))?;
         let (color, logo) = match input.branding {
-            Some(b) => (patch_of(b.primary_color), patch_of(b.logo_url)),
+            Some(b) => (patch(b.primary_color), patch(b.logo_url)),
             None => (Patch::Keep, Patch::Keep),
         };
         let patch = TenantPatch {

@@ -111,7 +111,8 @@ pub fn spawn(
                     tracing::error!(error = ?e, "birthday job failed; retrying next interval")
                 }
             }
-            match crate::rewards::jobs::expire_due(&app.db, batch_max, crate::clock::now()).await {
+            match crate::rewards::service::expire_due(&app.db, batch_max, crate::clock::now()).await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(codes = n, "redemption codes expired"),
                 Err(e) => tracing::error!(error = ?e, "code expiry failed; retrying next interval"),

@@ -110,10 +110,7 @@ async fn post(
     };
     match repo::insert_entry(conn, &entry, &p.lines).await {
         Ok(()) => {}
-        Err(AppError::Internal(e))
-            if e.downcast_ref::<sea_orm::DbErr>()
-                .is_some_and(is_unique_violation) =>
-        {
+        Err(e) if e.is_unique_violation() => {
             return Err(AppError::Conflict(
                 "this entry was already recorded (natural key or reversal exists)".into(),
             ));

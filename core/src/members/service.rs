@@ -45,11 +45,6 @@ async fn conflict_for(
     ))
 }
 
-fn is_db_unique(e: &AppError) -> bool {
-    matches!(e, AppError::Internal(inner)
-        if inner.downcast_ref::<sea_orm::DbErr>().is_some_and(is_unique_violation))
-}
-
 /// Enrols a member and runs the enrolment through the tenant's point rules (welcome bonuses),
 /// in one transaction.
 pub async fn enroll(
@@ -96,7 +91,7 @@ pub async fn enroll(
         }
     }
     if let Err(e) = repo::insert(&txn, &member).await {
-        if !is_db_unique(&e) {
+        if !e.is_unique_violation() {
             return Err(e);
         }
         drop(txn);
@@ -139,7 +134,7 @@ pub async fn update(
         .ok_or(AppError::not_found("member"))?;
     let updated = super::apply_patch(current, patch, now, today, limits)?;
     if let Err(e) = repo::save(&txn, &updated).await {
-        if !is_db_unique(&e) {
+        if !e.is_unique_violation() {
             return Err(e);
         }
         drop(txn);

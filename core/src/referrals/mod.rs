@@ -12,7 +12,6 @@ pub mod service;
 use crate::error::{AppError, AppResult};
 use crate::ids::MemberId;
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use uuid::Uuid;
 
 /// How many referrers up a multi-level scheme sees at most (`upline`).
@@ -106,14 +105,9 @@ pub struct Refusal {
     pub created_at: DateTime<Utc>,
 }
 
-const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
 /// A new referral code: 10 characters of Crockford base 32 (50 random bits).
 pub fn new_code() -> String {
-    let mut rng = rand::rng();
-    (0..10)
-        .map(|_| CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char)
-        .collect()
+    crate::codes::random(10)
 }
 
 /// A code as a person typed it: trimmed, upper case, at most 16 characters.

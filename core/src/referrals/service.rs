@@ -8,7 +8,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::pipeline::Env;
 use crate::events::{PluginError, outbox, pipeline};
 use crate::ids::{MemberId, PluginVersionId};
-use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_in};
+use crate::ledger::service::{EarnSpec, Source, earn_in};
 use crate::members::{self, Member, MemberStatus};
 use crate::pagination::{Page, PageRequest};
 use crate::plugins::{PluginKind, PluginVersion, repo as plugin_repo};
@@ -131,25 +131,6 @@ fn plugin_error(v: &PluginVersion, code: &str, message: impl Into<String>) -> Pl
     }
 }
 
-fn check(awards: &[sdk::Award]) -> Result<(), String> {
-    for a in awards {
-        if !(1..=POINTS_PER_ENTRY_MAX).contains(&a.points) {
-            return Err(format!("award of {} points: must be at least 1", a.points));
-        }
-        let code = a.reason_code.trim();
-        if code.is_empty() || code.chars().count() > pipeline::REASON_CODE_CHARS_MAX {
-            return Err(format!(
-                "reason code {:?} must be 1 to 64 characters",
-                a.reason_code
-            ));
-        }
-        if a.line_index.is_some() {
-            return Err("referral awards have no line".into());
-        }
-    }
-    Ok(())
-}
-
 /// The member and their snapshot (balances and statistics now).
 async fn snapshot_of(
     conn: &impl ConnectionTrait,
@@ -159,9 +140,7 @@ async fn snapshot_of(
     let Some(m) = members::repo::find(conn, tenant.id, id).await? else {
         return Ok(None);
     };
-    let balances = crate::ledger::repo::balances(conn, tenant.id, id).await?;
-    let stats = crate::events::repo::stats(conn, tenant.id, id).await?;
-    let snap = pipeline::snapshot(&m, &balances, &stats, &tenant.currency);
+    let (_, snap) = pipeline::read_snapshot(conn, tenant, &m).await?;
     Ok(Some((m, snap)))
 }
 
@@ -248,17 +227,28 @@ pub async fn qualify_in(
                 Ok(Some(a)) => a,
             },
         };
-        let all: Vec<sdk::Award> = awards
-            .referrer
-            .iter()
-            .chain(&awards.referee)
-            .chain(awards.upline.iter().flatten())
-            .cloned()
-            .collect();
-        if let Err(m) = check(&all) {
-            errors.push(plugin_error(version, "invalid-output", m));
-            continue;
-        }
+        // The same checks as a point rule's awards; referral awards belong to no line.
+        let check = |list: &[sdk::Award]| {
+            pipeline::check_awards(list.to_vec(), 0, occurred_at, env.awards_max)
+        };
+        let checked = (|| {
+            let mut paid = vec![
+                (referee.id, "referee", check(&awards.referee)?),
+                (referrer.id, "referrer", check(&awards.referrer)?),
+            ];
+            let labels = ["level-2", "level-3", "level-4", "level-5", "level-6"];
+            for (i, level) in awards.upline.iter().enumerate().take(upline.len()) {
+                paid.push((upline[i].0.id, labels[i], check(level)?));
+            }
+            Ok::<_, String>(paid)
+        })();
+        let paid = match checked {
+            Ok(paid) => paid,
+            Err(m) => {
+                errors.push(plugin_error(version, "invalid-output", m));
+                continue;
+            }
+        };
         if let Some((cap, period)) = tenant.referral_cap {
             let range = match period {
                 CapPeriod::Ever => None,
@@ -306,25 +296,9 @@ pub async fn qualify_in(
             plugin_id: Some(version.name.clone()),
             plugin_version: Some(version.version.chars().take(32).collect()),
         };
-        let mut paid: Vec<(MemberId, &str, &[sdk::Award])> = vec![
-            (referee.id, "referee", &awards.referee),
-            (referrer.id, "referrer", &awards.referrer),
-        ];
-        let labels = ["level-2", "level-3", "level-4", "level-5", "level-6"];
-        for (i, level) in awards.upline.iter().enumerate().take(upline.len()) {
-            paid.push((upline[i].0.id, labels[i], level));
-        }
         let mut totals: HashMap<&str, i64> = HashMap::new();
         for (who, side, list) in paid {
-            for (i, a) in list.iter().enumerate() {
-                let expires_at = match a.expiry {
-                    None => None,
-                    Some(sdk::Expiry::Never) => Some(None),
-                    Some(sdk::Expiry::AfterDays(d)) => {
-                        Some(Some(occurred_at + chrono::Duration::days(i64::from(d))))
-                    }
-                    Some(sdk::Expiry::AtMs(ms)) => Some(DateTime::<Utc>::from_timestamp_millis(ms)),
-                };
+            for (i, (a, expires_at)) in list.iter().enumerate() {
                 let (entry, _) = earn_in(
                     conn,
                     tenant,
@@ -332,7 +306,7 @@ pub async fn qualify_in(
                     EarnSpec {
                         points: a.points,
                         pending_until: None,
-                        expires_at,
+                        expires_at: *expires_at,
                         natural_key: Some(format!("referral:{}:{side}:{i}", referral.id)),
                         source: source(a),
                     },

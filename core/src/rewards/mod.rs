@@ -8,7 +8,6 @@
 //!
 //! This file holds the plain types and the input rules (no I/O).
 
-pub mod jobs;
 pub mod repo;
 pub mod service;
 
@@ -16,7 +15,6 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, PluginVersionId, TenantId};
 use crate::validate::{self, Patch};
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -290,20 +288,10 @@ pub fn dates(from: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> AppRe
     Ok(())
 }
 
-/// Characters of a code: Crockford's base 32 (no I, L, O, U), easy to read out at a till.
-const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
 /// A new code: 15 random characters (75 bits) in three groups, e.g. `K7QF3-M9X2T-ZA8HD`.
 pub fn new_code() -> String {
-    let mut rng = rand::rng();
-    let mut code = String::with_capacity(17);
-    for i in 0..15 {
-        if i > 0 && i % 5 == 0 {
-            code.push('-');
-        }
-        code.push(CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())] as char);
-    }
-    code
+    let raw = crate::codes::random(15);
+    format!("{}-{}-{}", &raw[..5], &raw[5..10], &raw[10..])
 }
 
 /// A code as typed by a person: upper case, spaces removed.
@@ -327,7 +315,7 @@ mod tests {
         assert_eq!(a.len(), 17);
         assert!(
             a.chars()
-                .all(|c| c == '-' || CODE_ALPHABET.contains(&(c as u8)))
+                .all(|c| c == '-' || crate::codes::ALPHABET.contains(&(c as u8)))
         );
         assert_eq!(normalize_code(" k7qf3-m9x2t "), "K7QF3-M9X2T");
     }

@@ -246,17 +246,6 @@ pub struct CartRequest {
     pub lines: Vec<events::LineInput>,
 }
 
-async fn snapshot(
-    db: &Db,
-    tenant: &Tenant,
-    member: &Member,
-) -> AppResult<(crate::ledger::Balances, sdk::MemberSnapshot)> {
-    let balances = crate::ledger::repo::balances(db.reader(), tenant.id, member.id).await?;
-    let stats = events::repo::stats(db.reader(), tenant.id, member.id).await?;
-    let snap = pipeline::snapshot(member, &balances, &stats, &tenant.currency);
-    Ok((balances, snap))
-}
-
 /// The plugin's quote, or why it refused.
 #[allow(clippy::too_many_arguments)]
 async fn quote(
@@ -347,7 +336,7 @@ pub async fn offers(
         .await?
         .ok_or(AppError::not_found("member"))?;
     let now = crate::clock::now();
-    let (balances, snap) = snapshot(db, &tenant, &member).await?;
+    let (balances, snap) = pipeline::read_snapshot(db.reader(), &tenant, &member).await?;
     let mut out = Vec::new();
     for reward in
         repo::list_rewards(db.reader(), t.tenant_id, true, u64::from(api.rewards_max)).await?
@@ -457,7 +446,7 @@ pub async fn redeem(
     pipeline::check_active(&member)?;
     let now = crate::clock::now();
     static_check(&reward, quantity, member_tier(&member), now).map_err(|(u, m)| u.error(m))?;
-    let (_, snap) = snapshot(db, &tenant, &member).await?;
+    let (_, snap) = pipeline::read_snapshot(db.reader(), &tenant, &member).await?;
     let q = quantity as u32;
     let quoted = quote(db, runtime, &tenant, &reward, snap, q, cart.as_ref(), now)
         .await?

@@ -3,7 +3,7 @@
 use super::{NewTenant, Tenant, TenantPatch, repo};
 use crate::auth::Principal;
 use crate::db::Db;
-use crate::error::{AppError, AppResult, is_unique_violation};
+use crate::error::{AppError, AppResult};
 use crate::ids::TenantId;
 use crate::pagination::{Page, PageRequest};
 
@@ -23,15 +23,10 @@ pub async fn create_in(
 ) -> AppResult<Tenant> {
     match repo::insert(conn, id, input).await {
         Ok(t) => Ok(t),
-        Err(AppError::Internal(e))
-            if e.downcast_ref::<sea_orm::DbErr>()
-                .is_some_and(is_unique_violation) =>
-        {
-            Err(AppError::Conflict(format!(
-                "a tenant with slug {:?} already exists",
-                input.slug
-            )))
-        }
+        Err(e) if e.is_unique_violation() => Err(AppError::Conflict(format!(
+            "a tenant with slug {:?} already exists",
+            input.slug
+        ))),
         Err(e) => Err(e),
     }
 }
