@@ -196,32 +196,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             command: JobsCommand::RunOnce,
         } => {
             let (app, _) = AppState::start(settings).await?;
-            let batch = app.settings.jobs.batch_max;
-            let r =
-                crate::ledger::jobs::run_until_idle(&app.db, batch, 10_000, crate::clock::now())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
-            let birthdays = crate::events::birthdays::run(
-                &app,
-                &mut crate::events::birthdays::Done::new(),
-                crate::clock::now(),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
-            let mut codes = 0;
-            loop {
-                let n = crate::rewards::service::expire_due(&app.db, batch, crate::clock::now())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
-                codes += n;
-                if n < batch {
-                    break;
-                }
-            }
+            let r = crate::jobs::run_once(&app, app.db.now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
             println!(
-                "unlocked {} lots, expired {} lots, recorded {birthdays} birthday events, \
-                 expired {codes} redemption codes",
-                r.unlocked, r.expired
+                "unlocked {} lots, expired {} lots, recorded {} birthday events, expired {} \
+                 redemption codes, ran {} tier reviews ({} moved a member), re-evaluated {} \
+                 members after a ladder change",
+                r.ledger.unlocked,
+                r.ledger.expired,
+                r.birthdays,
+                r.codes_expired,
+                r.tiers.reviewed,
+                r.tiers.moved,
+                r.tiers.reevaluated
             );
             Ok(())
         }

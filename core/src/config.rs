@@ -131,6 +131,8 @@ pub struct ApiSettings {
     pub redemption_quantity_max: u32,
     /// Most rewards one tenant's catalogue may hold.
     pub rewards_max: u32,
+    /// Most tiers one ladder may have.
+    pub tiers_max: usize,
 }
 
 impl Default for ApiSettings {
@@ -151,6 +153,7 @@ impl Default for ApiSettings {
             plugin_awards_max: 100,
             redemption_quantity_max: 100,
             rewards_max: 500,
+            tiers_max: 20,
         }
     }
 }
@@ -260,9 +263,10 @@ impl Settings {
                 && self.api.event_properties_bytes_max >= 2
                 && self.api.plugin_awards_max >= 1
                 && self.api.redemption_quantity_max >= 1
-                && self.api.rewards_max >= 1,
+                && self.api.rewards_max >= 1
+                && self.api.tiers_max >= 1,
             "api.purchase_lines_max, api.event_properties_bytes_max, api.plugin_awards_max, \
-             api.redemption_quantity_max and api.rewards_max must be positive"
+             api.redemption_quantity_max, api.rewards_max and api.tiers_max must be positive"
         );
         let url = self.database.url.expose();
         anyhow::ensure!(

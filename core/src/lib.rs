@@ -27,6 +27,7 @@ pub mod graphql;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod ledger;
 pub mod members;
 pub mod pagination;
@@ -35,6 +36,7 @@ pub mod referrals;
 pub mod rewards;
 pub mod templates;
 pub mod tenants;
+pub mod tiers;
 pub mod validate;
 
 use std::sync::Arc;
@@ -54,8 +56,16 @@ impl AppState {
     /// Connects, applies migrations and makes sure a platform key exists. Returns the key
     /// when it was generated just now, so the caller can print it once.
     pub async fn start(settings: config::Settings) -> anyhow::Result<(Self, Option<String>)> {
+        Self::start_with_clock(settings, clock::Clock::system()).await
+    }
+
+    /// [`start`](Self::start) with another clock (tests drive a manual one).
+    pub async fn start_with_clock(
+        settings: config::Settings,
+        clock: clock::Clock,
+    ) -> anyhow::Result<(Self, Option<String>)> {
         settings.validate()?;
-        let db = db::Db::connect(&settings.database).await?;
+        let db = db::Db::connect(&settings.database).await?.with_clock(clock);
         db.migrate().await?;
         let (hash, generated) = auth::service::platform_key_hash(&db, &settings.auth).await?;
         let plugins = plugins::runtime::PluginRuntime::shared(&settings.plugins)?;

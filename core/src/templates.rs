@@ -14,6 +14,7 @@ use crate::plugins::{
     self, Binding, PluginVersion, repo as plugin_repo, service as plugin_service,
 };
 use crate::tenants::{self, NewTenant, Tenant};
+use crate::tiers::{Downgrade, LadderRequest, Metric, TierDef, Window};
 use serde_json::{Value, json};
 
 /// One plugin of a template: a bundled plugin's name and its config.
@@ -43,6 +44,17 @@ pub struct ClubTemplate {
     pub plugins: Vec<TemplatePlugin>,
     /// The starting catalogue.
     pub rewards: Vec<TemplateReward>,
+    /// The tier ladder, if the club has tiers.
+    pub tiers: Option<crate::tiers::LadderRequest>,
+}
+
+fn tier(name: &str, threshold: Option<i64>, multiplier_bp: u32, benefits: &[&str]) -> TierDef {
+    TierDef {
+        name: name.into(),
+        threshold,
+        benefits: benefits.iter().map(|b| (*b).to_string()).collect(),
+        multiplier_bp,
+    }
 }
 
 /// A config string replaced by the new tenant's currency.
@@ -109,13 +121,16 @@ pub fn all() -> Vec<ClubTemplate> {
                 plugin: "free-product",
                 config: json!({"sku": "DRINK-ANY", "quantity": 1, "max_quantity": 2}),
             }],
+            tiers: None,
         },
         ClubTemplate {
             slug: "fashion-tiers",
             name: "Fashion Tiers",
             description: "A fashion retailer's club: one point per currency unit, more for \
-                          members in higher tiers, a bonus for large baskets, 100 points to \
-                          start and 250 on the birthday.",
+                          members in higher tiers (bronze, silver from 500.00 and gold from \
+                          1,500.00 spent over the last 12 months, and VIP by invitation), a \
+                          bonus for large baskets, 100 points to start and 250 on the \
+                          birthday.",
             plugins: vec![
                 plugin(
                     "base-rate",
@@ -152,6 +167,46 @@ pub fn all() -> Vec<ClubTemplate> {
                     config: json!({}),
                 },
             ],
+            // Spend in minor units over the current month and the 11 before it; a member
+            // who falls short keeps the tier 30 days past the month's end, then goes down
+            // one step.
+            tiers: Some(LadderRequest {
+                metric: Metric::Spend,
+                window: Window::RollingMonths(12),
+                downgrade: Downgrade {
+                    grace_days: 30,
+                    steps_max: 1,
+                },
+                tiers: vec![
+                    tier("bronze", Some(0), 10_000, &["1 point per 1.00 spent"]),
+                    tier(
+                        "silver",
+                        Some(50_000),
+                        12_500,
+                        &["1.25 points per 1.00 spent", "Free shipping on every order"],
+                    ),
+                    tier(
+                        "gold",
+                        Some(150_000),
+                        15_000,
+                        &[
+                            "1.5 points per 1.00 spent",
+                            "Free shipping and returns",
+                            "Early access to sales",
+                        ],
+                    ),
+                    tier(
+                        "vip",
+                        None,
+                        20_000,
+                        &[
+                            "2 points per 1.00 spent",
+                            "A personal stylist",
+                            "Invitations to private events",
+                        ],
+                    ),
+                ],
+            }),
         },
     ]
 }
@@ -195,7 +250,7 @@ pub async fn create_tenant(
     principal.require_platform()?;
     let template = find(template)?;
     let id = TenantId::new();
-    let now = crate::clock::now();
+    let now = db.now();
     let mut bindings = Vec::with_capacity(template.plugins.len());
     for (i, p) in template.plugins.iter().enumerate() {
         let version = bundled_version(db, p.name).await?;
@@ -244,8 +299,15 @@ pub async fn create_tenant(
             updated_at: now,
         });
     }
+    let ladder = template
+        .tiers
+        .map(|l| crate::tiers::service::new_ladder(id, 1, l, u32::MAX as usize, now))
+        .transpose()?;
     let txn = db.begin_write().await?;
     let tenant = tenants::service::create_in(&txn, id, &new).await?;
+    if let Some(l) = &ladder {
+        crate::tiers::repo::insert_ladder(&txn, l).await?;
+    }
     for b in &bindings {
         plugin_repo::insert_binding(&txn, b).await?;
     }

@@ -12,6 +12,7 @@ mod m0003_plugins;
 mod m0004_events;
 mod m0005_rewards;
 mod m0006_referrals;
+mod m0007_tiers;
 
 /// Creates index `name` on `table` over `cols` (the index helper of the migrations after
 /// m0003).
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_events::Migration),
             Box::new(m0005_rewards::Migration),
             Box::new(m0006_referrals::Migration),
+            Box::new(m0007_tiers::Migration),
         ]
     }
 }

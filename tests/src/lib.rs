@@ -125,6 +125,7 @@ pub fn settings_for(db: &TestDb) -> Settings {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    app: loyalty_core::AppState,
     db: Option<TestDb>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -137,6 +138,32 @@ impl TestServer {
 
     /// Starts a server whose settings `adjust` may change (limits, for instance).
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::launch(backend, loyalty_core::clock::Clock::system(), adjust).await
+    }
+
+    /// A server on a manual clock standing at `at`, with the background jobs off: the test
+    /// moves the clock ([`clock`](Self::clock)) and runs the jobs ([`run_jobs`](Self::run_jobs)).
+    pub async fn start_clocked(backend: Backend, at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self::start_clocked_with(backend, at, |_| {}).await
+    }
+
+    pub async fn start_clocked_with(
+        backend: Backend,
+        at: chrono::DateTime<chrono::Utc>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
+        Self::launch(backend, loyalty_core::clock::Clock::manual(at), |s| {
+            s.jobs.enabled = false;
+            adjust(s);
+        })
+        .await
+    }
+
+    async fn launch(
+        backend: Backend,
+        clock: loyalty_core::clock::Clock,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let db = TestDb::create(backend).await.expect("test database");
         let mut settings = settings_for(&db);
         adjust(&mut settings);
@@ -144,14 +171,16 @@ impl TestServer {
             .await
             .expect("bind 127.0.0.1:0");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let launched = loyalty_core::http::launch(settings, listener, async move {
-            let _ = rx.await;
-        })
-        .await
-        .expect("server starts");
+        let launched =
+            loyalty_core::http::launch_with_clock(settings, clock, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server starts");
         Self {
             addr: launched.addr,
             http: reqwest::Client::new(),
+            app: launched.app,
             db: Some(db),
             stop: Some(tx),
             task: Some(launched.task),
@@ -160,6 +189,31 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The server's state (its database, settings and clock).
+    pub fn app(&self) -> &loyalty_core::AppState {
+        &self.app
+    }
+
+    /// The server's clock: manual for [`start_clocked`](Self::start_clocked) servers.
+    pub fn clock(&self) -> &loyalty_core::clock::Clock {
+        self.app.db.clock()
+    }
+
+    /// Runs every background job until nothing is due at the clock's time.
+    pub async fn run_jobs(&self) -> loyalty_core::jobs::JobsSummary {
+        loyalty_core::jobs::run_once(&self.app, self.app.db.now())
+            .await
+            .expect("jobs run")
+    }
+
+    /// Asserts the ledger audit finds nothing.
+    pub async fn assert_audit_clean(&self) {
+        let v = loyalty_core::ledger::audit::audit(&self.app.db)
+            .await
+            .expect("audit runs");
+        assert!(v.is_empty(), "ledger audit violations: {v:#?}");
     }
 
     /// Sends a GraphQL request and returns the whole JSON response.
@@ -441,3 +495,15 @@ pub mod components {
         base64::engine::general_purpose::STANDARD.encode(component(name))
     }
 }
+
+impl TestServer {
+    /// The URL of the server's database (for tools that read it beside the server, like the
+    /// bench's audit).
+    pub fn database_url(&self) -> String {
+        self.db
+            .as_ref()
+            .map(TestDb::url)
+            .expect("the test database lives as long as the server")
+    }
+}
+

@@ -114,7 +114,7 @@ pub async fn create_api_key(
         name,
         role: role.as_str().into(),
         secret_hash: super::hash_token(&secret),
-        created_at: crate::clock::now(),
+        created_at: db.now(),
         revoked_at: None,
     };
     let txn = db.begin_write().await?;
@@ -138,7 +138,7 @@ pub async fn revoke_api_key(db: &Db, principal: &Principal, id: ApiKeyId) -> App
     let key = if key.revoked_at.is_some() {
         key
     } else {
-        repo::mark_revoked(&txn, key, crate::clock::now()).await?
+        repo::mark_revoked(&txn, key, db.now()).await?
     };
     txn.commit().await?;
     ApiKey::try_from(key)

@@ -8,6 +8,7 @@
 
 pub mod entities;
 
+use crate::clock::Clock;
 use crate::config::DatabaseSettings;
 use loyalty_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -21,6 +22,7 @@ use std::time::Duration;
 pub struct Db {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
+    clock: Clock,
 }
 
 impl Db {
@@ -31,7 +33,11 @@ impl Db {
             ensure_sqlite_dir(&url)?;
             let writer = connect_sqlite(settings, &url, 1).await?;
             let reader = connect_sqlite(settings, &url, settings.connections_max).await?;
-            Ok(Self { reader, writer })
+            Ok(Self {
+                reader,
+                writer,
+                clock: Clock::system(),
+            })
         } else {
             let mut opts = ConnectOptions::new(url);
             opts.max_connections(settings.connections_max)
@@ -41,8 +47,24 @@ impl Db {
             Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
+                clock: Clock::system(),
             })
         }
+    }
+
+    /// The same connections read through another clock (tests drive a manual one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The server's time: every request and job reads it here.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Applies every pending migration.

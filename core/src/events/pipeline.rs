@@ -56,14 +56,11 @@ pub fn snapshot(
     balances: &Balances,
     stats: &MemberStats,
     currency: &str,
+    tier: sdk::Tier,
 ) -> sdk::MemberSnapshot {
     sdk::MemberSnapshot {
         id: member.id.to_string(),
-        // Tiers arrive with the tiers module; until then every member is in the base tier.
-        tier: sdk::Tier {
-            name: String::new(),
-            multiplier_bp: 10_000,
-        },
+        tier,
         balances: sdk::Balances {
             available: balances.available,
             pending: balances.pending,
@@ -94,7 +91,8 @@ pub async fn read_snapshot(
 ) -> AppResult<(Balances, sdk::MemberSnapshot)> {
     let balances = ledger_repo::balances(conn, tenant.id, member.id).await?;
     let stats = super::repo::stats(conn, tenant.id, member.id).await?;
-    let snap = snapshot(member, &balances, &stats, &tenant.currency);
+    let tier = crate::tiers::service::snapshot_tier(conn, tenant.id, member.id).await?;
+    let snap = snapshot(member, &balances, &stats, &tenant.currency, tier);
     Ok((balances, snap))
 }
 
@@ -108,7 +106,8 @@ pub async fn lock_member(
 ) -> AppResult<(Balances, MemberStats, sdk::MemberSnapshot)> {
     let balances = ledger_repo::lock_balances(conn, env.tenant.id, member.id, now).await?;
     let stats = super::repo::stats(conn, env.tenant.id, member.id).await?;
-    let snap = snapshot(member, &balances, &stats, &env.tenant.currency);
+    let tier = crate::tiers::service::snapshot_tier(conn, env.tenant.id, member.id).await?;
+    let snap = snapshot(member, &balances, &stats, &env.tenant.currency, tier);
     Ok((balances, stats, snap))
 }
 

@@ -155,7 +155,7 @@ pub async fn record_purchase(
 ) -> AppResult<RecordedPurchase> {
     let t = principal.require_tenant(Access::Write)?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let req = super::validate_purchase(&req, &tenant.currency, api.purchase_lines_max)?;
     let occurred_at = super::occurred_at(req.occurred_at, now)?;
     let hash = request_hash(&req)?;
@@ -228,6 +228,20 @@ pub async fn record_purchase(
     )
     .await?;
     pipeline::announce(&txn, env, member.id, &event_ref, &awards, &errors, now).await?;
+    // After the purchase's own records: a tier.upgraded it causes follows them.
+    crate::tiers::service::record_activity(
+        &txn,
+        &tenant,
+        member.id,
+        occurred_at,
+        crate::tiers::Activity {
+            points: purchase.points_earned,
+            spend: purchase.total,
+            purchases: 1,
+        },
+        now,
+    )
+    .await?;
     let referral_errors =
         crate::referrals::service::qualify_in(&txn, env, &member, &snap, &event, occurred_at, now)
             .await?;
@@ -256,7 +270,7 @@ pub async fn simulate_purchase(
 ) -> AppResult<(Outcome, Member)> {
     let t = principal.require_tenant(Access::Write)?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let req = super::validate_purchase(&req, &tenant.currency, api.purchase_lines_max)?;
     let occurred_at = super::occurred_at(req.occurred_at, now)?;
     let env = env(db, runtime, &tenant, api);
@@ -339,7 +353,7 @@ pub async fn record_return(
 ) -> AppResult<(PurchaseReturn, bool)> {
     let t = principal.require_tenant(Access::Write)?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let req = super::validate_return(&req)?;
     let hash = request_hash(&ReturnHashed {
         order_id: &req.order_id,
@@ -477,6 +491,21 @@ pub async fn record_return(
         .await?;
     }
     repo::save_purchase_progress(&txn, &purchase).await?;
+    // The tier metrics lose the refund, the points taken back and, once nothing of the
+    // order is left, the purchase itself, in the month the purchase was made.
+    crate::tiers::service::record_activity(
+        &txn,
+        &tenant,
+        purchase.member_id,
+        purchase.occurred_at,
+        crate::tiers::Activity {
+            points: -clawed,
+            spend: -refund,
+            purchases: -i64::from(remaining > 0 && purchase.returned_amount >= purchase.total),
+        },
+        now,
+    )
+    .await?;
     let mut stats: MemberStats = repo::stats(&txn, tenant.id, purchase.member_id).await?;
     stats.lifetime_spend = (stats.lifetime_spend - refund).max(0);
     repo::save_stats(&txn, tenant.id, purchase.member_id, &stats, now).await?;
@@ -608,6 +637,18 @@ pub async fn member_event_in(
     };
     outbox::append(conn, env.tenant.id, Some(member.id), cause, payload, now).await?;
     pipeline::announce(conn, env, member.id, event_id, &awards, &errors, now).await?;
+    crate::tiers::service::record_activity(
+        conn,
+        env.tenant,
+        member.id,
+        occurred_at,
+        crate::tiers::Activity {
+            points,
+            ..Default::default()
+        },
+        now,
+    )
+    .await?;
     let mut errors = errors;
     if kind_name == "custom" {
         let referral_errors = crate::referrals::service::qualify_in(
@@ -698,7 +739,7 @@ pub async fn record_event(
 ) -> AppResult<(Outcome, MemberId)> {
     let t = principal.require_tenant(Access::Write)?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let event_type = super::event_type(&req.event_type)?;
     let event_id = super::external_id("eventId", &req.event_id)?;
     let properties = super::properties(req.properties.as_ref(), api.event_properties_bytes_max)?;

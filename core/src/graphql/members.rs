@@ -177,6 +177,28 @@ impl MemberObject {
     ) -> Result<Connection<String, super::referrals::ReferralObject>> {
         super::referrals::referrals(ctx, self.0.id, first, after).await
     }
+    /// The member's tier; null when the tenant has no tiers.
+    async fn tier(&self, ctx: &Context<'_>) -> Result<Option<super::tiers::MemberTierObject>> {
+        super::tiers::member_tier(ctx, self.0.id).await
+    }
+    /// Where the member stands on the ladder: the metric over the current window, what the
+    /// next tier needs and what keeping this one needs; null when the tenant has no tiers.
+    async fn tier_progress(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::tiers::ProgressObject>> {
+        super::tiers::progress(ctx, self.0.id).await
+    }
+    /// The member's tier changes, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn tier_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<String, super::tiers::ChangeObject>> {
+        super::tiers::history(ctx, self.0.id, first, after).await
+    }
     /// Redemptions, newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn redemptions(

@@ -14,6 +14,7 @@ mod referrals;
 mod rewards;
 mod scalars;
 mod tenants;
+mod tiers;
 
 pub use error::with_error_codes;
 
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     events::EventsQuery,
     rewards::RewardsQuery,
     referrals::ReferralsQuery,
+    tiers::TiersQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -44,6 +46,7 @@ pub struct MutationRoot(
     events::EventsMutation,
     rewards::RewardsMutation,
     referrals::ReferralsMutation,
+    tiers::TiersMutation,
 );
 
 /// Who sent the request, resolved by the HTTP layer before execution. `None`: no key, or a

@@ -74,7 +74,7 @@ pub async fn serve(
         .settings
         .jobs
         .enabled
-        .then(|| crate::ledger::jobs::spawn(app.clone(), jobs_rx));
+        .then(|| crate::jobs::spawn(app.clone(), jobs_rx));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown.await;
@@ -99,6 +99,8 @@ pub async fn serve(
 /// A started server: its address and, when it was just generated, the platform key.
 pub struct Launched {
     pub addr: SocketAddr,
+    /// The state the server runs with (tests run jobs and read the database through it).
+    pub app: AppState,
     pub generated_platform_key: Option<String>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -109,11 +111,22 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Launched> {
-    let (app, generated_platform_key) = AppState::start(settings).await?;
+    launch_with_clock(settings, crate::clock::Clock::system(), listener, shutdown).await
+}
+
+/// [`launch`] with another clock (tests drive a manual one).
+pub async fn launch_with_clock(
+    settings: Settings,
+    clock: crate::clock::Clock,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Launched> {
+    let (app, generated_platform_key) = AppState::start_with_clock(settings, clock).await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(serve(listener, app, shutdown));
+    let task = tokio::spawn(serve(listener, app.clone(), shutdown));
     Ok(Launched {
         addr,
+        app,
         generated_platform_key,
         task,
     })

@@ -3,14 +3,12 @@
 //! of at most `jobs.batch_max`, so the jobs never hold a lock that purchases wait on for long.
 
 use super::{repo, service};
-use crate::AppState;
 use crate::db::Db;
 use crate::error::AppResult;
 use crate::ids::TenantId;
 use crate::tenants::{self, Tenant};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// What one run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,51 +87,4 @@ pub async fn run_until_idle(
         }
     }
     Ok(total)
-}
-
-/// The in-server runner: one batch every `jobs.interval_s`, at once again while batches are
-/// full. Stops when `shutdown` fires.
-pub fn spawn(
-    app: AppState,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let interval = Duration::from_secs(app.settings.jobs.interval_s.max(1));
-        let batch_max = app.settings.jobs.batch_max;
-        let mut birthdays_done = crate::events::birthdays::Done::new();
-        loop {
-            match crate::events::birthdays::run(&app, &mut birthdays_done, crate::clock::now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(birthdays = n, "birthday events recorded"),
-                Err(e) => {
-                    tracing::error!(error = ?e, "birthday job failed; retrying next interval")
-                }
-            }
-            match crate::rewards::service::expire_due(&app.db, batch_max, crate::clock::now()).await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(codes = n, "redemption codes expired"),
-                Err(e) => tracing::error!(error = ?e, "code expiry failed; retrying next interval"),
-            }
-            match run_batch(&app.db, batch_max, crate::clock::now()).await {
-                Ok(r) if r.unlocked >= batch_max || r.expired >= batch_max => continue,
-                Ok(r) => {
-                    if r != JobReport::default() {
-                        tracing::info!(
-                            unlocked = r.unlocked,
-                            expired = r.expired,
-                            "ledger jobs ran"
-                        );
-                    }
-                }
-                Err(e) => tracing::error!(error = ?e, "ledger jobs failed; retrying next interval"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    })
 }

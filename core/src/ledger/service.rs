@@ -930,7 +930,7 @@ pub async fn adjust_points(
         },
     )?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let txn = db.begin_write().await?;
     if let Some(id) = idempotency::lookup(&txn, &key).await? {
         drop(txn);
@@ -999,7 +999,7 @@ pub async fn expiring(
             format!("withinDays must be between 0 and {EXPIRING_DAYS_MAX}"),
         ));
     }
-    let until = crate::clock::now() + chrono::Duration::days(i64::from(within_days));
+    let until = db.now() + chrono::Duration::days(i64::from(within_days));
     repo::expiring(db.reader(), t.tenant_id, member, until).await
 }
 

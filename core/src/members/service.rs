@@ -14,7 +14,7 @@ use sea_orm::ConnectionTrait;
 /// Now, and today's date in the tenant's time zone.
 async fn now_for(db: &Db, tenant: TenantId) -> AppResult<(DateTime<Utc>, NaiveDate)> {
     let t = tenants::service::get(db, tenant).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     Ok((now, now.with_timezone(&t.timezone).date_naive()))
 }
 
@@ -60,7 +60,7 @@ pub async fn enroll(
         .map(|k| IdempotencyKey::new(t.tenant_id.to_string(), k, "enrollMember", &req))
         .transpose()?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let today = now.with_timezone(&tenant.timezone).date_naive();
     let mut member = super::validate_enroll(&req, now, today, limits)?;
     member.tenant_id = t.tenant_id;
@@ -164,7 +164,7 @@ pub async fn set_status(
     }
     if m.status != status {
         m.status = status;
-        m.updated_at = crate::clock::now();
+        m.updated_at = db.now();
         repo::save(&txn, &m).await?;
         txn.commit().await?;
     }
@@ -181,7 +181,7 @@ pub async fn erase(db: &Db, principal: &Principal, id: MemberId) -> AppResult<Me
     if m.status == MemberStatus::Erased {
         return Ok(m);
     }
-    let m = super::erased(m, crate::clock::now());
+    let m = super::erased(m, db.now());
     repo::save(&txn, &m).await?;
     txn.commit().await?;
     tracing::info!(tenant = %t.tenant_id, member = %m.id, "member erased");

@@ -238,7 +238,7 @@ pub async fn bind(
     let version = visible_version(db, t, req.plugin_version_id).await?;
     check_config(db, runtime, &version, &config).await?;
 
-    let now = crate::clock::now();
+    let now = db.now();
     let binding = Binding {
         id: PluginBindingId::new(),
         tenant_id: t.tenant_id,
@@ -335,7 +335,7 @@ pub async fn update_binding(
     if let Some(e) = patch.enabled {
         binding.enabled = e;
     }
-    binding.updated_at = crate::clock::now();
+    binding.updated_at = db.now();
     repo::save_binding(&txn, &binding).await?;
     txn.commit().await?;
     Ok((binding, version))
@@ -353,7 +353,7 @@ pub async fn unbind(
         .await?
         .ok_or(AppError::not_found("plugin binding"))?;
     if binding.removed_at.is_none() {
-        let now = crate::clock::now();
+        let now = db.now();
         binding.removed_at = Some(now);
         binding.updated_at = now;
         repo::save_binding(&txn, &binding).await?;

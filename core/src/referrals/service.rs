@@ -297,6 +297,10 @@ pub async fn qualify_in(
             plugin_version: Some(version.version.chars().take(32).collect()),
         };
         let mut totals: HashMap<&str, i64> = HashMap::new();
+        let earned: Vec<(MemberId, i64)> = paid
+            .iter()
+            .map(|(who, _, list)| (*who, list.iter().map(|(a, _)| a.points).sum()))
+            .collect();
         for (who, side, list) in paid {
             for (i, (a, expires_at)) in list.iter().enumerate() {
                 let (entry, _) = earn_in(
@@ -326,6 +330,20 @@ pub async fn qualify_in(
                 )
                 .await?;
             }
+        }
+        for (who, points) in earned {
+            crate::tiers::service::record_activity(
+                conn,
+                tenant,
+                who,
+                occurred_at,
+                crate::tiers::Activity {
+                    points,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
         }
         referral.status = Status::Qualified;
         referral.qualified_at = Some(now);

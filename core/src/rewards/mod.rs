@@ -199,7 +199,7 @@ impl Unavailable {
 pub fn static_check(
     r: &Reward,
     quantity: i64,
-    member_tier: Option<&str>,
+    member_tier: Option<(&crate::tiers::Ladder, usize)>,
     now: DateTime<Utc>,
 ) -> Result<(), (Unavailable, String)> {
     if !r.active {
@@ -212,7 +212,9 @@ pub fn static_check(
         ));
     }
     if let Some(min) = &r.min_tier
-        && member_tier != Some(min.as_str())
+        && !member_tier
+            .and_then(|(ladder, rank)| ladder.rank_of(min).map(|m| rank >= m))
+            .unwrap_or(false)
     {
         return Err((
             Unavailable::TierTooLow,

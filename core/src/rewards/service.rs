@@ -12,7 +12,7 @@ use crate::events::{self, outbox, pipeline};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{MemberId, PluginVersionId};
 use crate::ledger::service::{Source, capture_in, hold_in, refund_capture_in};
-use crate::members::{self, Member};
+use crate::members;
 use crate::pagination::{Page, PageRequest};
 use crate::plugins::runtime::PluginRuntime;
 use crate::plugins::{
@@ -26,11 +26,6 @@ use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
-
-/// The tier name members have until tiers exist (the snapshot's tier name).
-fn member_tier(_member: &Member) -> Option<&'static str> {
-    None
-}
 
 async fn reward_type_version(
     db: &Db,
@@ -76,7 +71,7 @@ pub async fn create(
         .ok_or(AppError::not_found("plugin version"))?;
     let version = reward_type_version(db, t, version_id).await?;
     let config = plugins::config_text(input.config.as_ref(), runtime.limits().config_bytes_max)?;
-    let now = crate::clock::now();
+    let now = db.now();
     let reward = Reward {
         id: Uuid::now_v7(),
         tenant_id: t.tenant_id,
@@ -205,7 +200,7 @@ pub async fn update(
         r.config = plugins::config_text(Some(c), runtime.limits().config_bytes_max)?;
         plugin_service::check_config(db, runtime, &version, &r.config).await?;
     }
-    r.updated_at = crate::clock::now();
+    r.updated_at = db.now();
     let txn = db.begin_write().await?;
     repo::save_reward(&txn, &r).await?;
     if let Some(s) = stock_change {
@@ -335,13 +330,15 @@ pub async fn offers(
     let member = members::repo::find(db.reader(), t.tenant_id, member)
         .await?
         .ok_or(AppError::not_found("member"))?;
-    let now = crate::clock::now();
+    let now = db.now();
     let (balances, snap) = pipeline::read_snapshot(db.reader(), &tenant, &member).await?;
+    let standing = crate::tiers::service::member_rank(db.reader(), tenant.id, member.id).await?;
     let mut out = Vec::new();
     for reward in
         repo::list_rewards(db.reader(), t.tenant_id, true, u64::from(api.rewards_max)).await?
     {
-        let mut unavailable = static_check(&reward, 1, member_tier(&member), now).err();
+        let mut unavailable =
+            static_check(&reward, 1, standing.as_ref().map(|(l, r)| (l, *r)), now).err();
         if unavailable.is_none()
             && let Some(limit) = reward.per_member_limit
             && repo::units_of_member(db.reader(), reward.id, member.id).await? >= limit
@@ -444,8 +441,15 @@ pub async fn redeem(
         .await?
         .ok_or(AppError::not_found("member"))?;
     pipeline::check_active(&member)?;
-    let now = crate::clock::now();
-    static_check(&reward, quantity, member_tier(&member), now).map_err(|(u, m)| u.error(m))?;
+    let now = db.now();
+    let standing = crate::tiers::service::member_rank(db.reader(), tenant.id, member.id).await?;
+    static_check(
+        &reward,
+        quantity,
+        standing.as_ref().map(|(l, r)| (l, *r)),
+        now,
+    )
+    .map_err(|(u, m)| u.error(m))?;
     let (_, snap) = pipeline::read_snapshot(db.reader(), &tenant, &member).await?;
     let q = quantity as u32;
     let quoted = quote(db, runtime, &tenant, &reward, snap, q, cart.as_ref(), now)
@@ -575,7 +579,7 @@ fn not_issued(r: &Redemption) -> AppError {
 pub async fn use_code(db: &Db, principal: &Principal, code: &str) -> AppResult<Redemption> {
     let t = principal.require_tenant(Access::Write)?;
     let code = super::normalize_code(code);
-    let now = crate::clock::now();
+    let now = db.now();
     let txn = db.begin_write().await?;
     let r = repo::find_by_code(&txn, t.tenant_id, &code)
         .await?
@@ -606,7 +610,7 @@ pub async fn use_code(db: &Db, principal: &Principal, code: &str) -> AppResult<R
 pub async fn cancel(db: &Db, principal: &Principal, id: Uuid) -> AppResult<Redemption> {
     let t = principal.require_tenant(Access::Write)?;
     let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let now = crate::clock::now();
+    let now = db.now();
     let txn = db.begin_write().await?;
     let r = repo::find_redemption(&txn, t.tenant_id, id)
         .await?
