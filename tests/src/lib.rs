@@ -507,3 +507,5 @@ impl TestServer {
     }
 }
 
+/// `loyalty-bench`, the load generator (`src/bin/loyalty-bench.rs`).
+pub mod bench;
