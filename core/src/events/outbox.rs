@@ -57,6 +57,40 @@ pub async fn append(
     Ok(())
 }
 
+/// Appends several events about one member in one statement, in the order given.
+pub async fn append_all(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: Option<MemberId>,
+    events: Vec<(&str, serde_json::Value)>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Few columns per row: 500 rows stay far below both databases' bind limits.
+    let rows: Vec<_> = events
+        .into_iter()
+        .map(|(kind, payload)| {
+            outbox_events::Model {
+                id: Uuid::now_v7(),
+                tenant_id: tenant.0,
+                member_id: member.map(|m| m.0),
+                kind: kind.into(),
+                payload: payload.to_string(),
+                created_at: now,
+            }
+            .into_active_model()
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        outbox_events::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The tenant's events, oldest first, optionally of one kind or about one member.
 pub async fn list(
     conn: &impl ConnectionTrait,

@@ -6,7 +6,7 @@ use super::{Award, MemberStats, PluginError, outbox};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, PluginVersionId};
-use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_in};
+use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_many_in};
 use crate::ledger::{Balances, repo as ledger_repo};
 use crate::members::Member;
 use crate::plugins::runtime::PluginRuntime;
@@ -257,53 +257,50 @@ pub async fn apply(
     proposed: Vec<Proposed>,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Award>> {
-    let mut awards = Vec::with_capacity(proposed.len());
     let mut per_binding: HashMap<Uuid, u32> = HashMap::new();
-    for p in proposed {
+    let mut specs = Vec::with_capacity(proposed.len());
+    for p in &proposed {
         let n = per_binding.entry(p.binding.id.0).or_default();
         let natural_key = format!("award:{source}:{}:{n}", p.binding.id.0);
         *n += 1;
-        let reason_code = p.award.reason_code.trim().to_string();
-        let ledger_version: String = p
-            .version
-            .version
-            .chars()
-            .take(LEDGER_VERSION_CHARS_MAX)
-            .collect();
-        let (entry, _) = earn_in(
-            conn,
-            env.tenant,
-            member,
-            EarnSpec {
-                points: p.award.points,
-                pending_until: None,
-                expires_at: p.expires_at,
-                natural_key: Some(natural_key),
-                source: Source {
-                    reason: None,
-                    reason_code: Some(reason_code.clone()),
-                    event_id: Some(event_ref.to_string()),
-                    plugin_id: Some(p.version.name.clone()),
-                    plugin_version: Some(ledger_version),
-                },
+        specs.push(EarnSpec {
+            points: p.award.points,
+            pending_until: None,
+            expires_at: p.expires_at,
+            natural_key: Some(natural_key),
+            source: Source {
+                reason: None,
+                reason_code: Some(p.award.reason_code.trim().to_string()),
+                event_id: Some(event_ref.to_string()),
+                plugin_id: Some(p.version.name.clone()),
+                plugin_version: Some(
+                    p.version
+                        .version
+                        .chars()
+                        .take(LEDGER_VERSION_CHARS_MAX)
+                        .collect(),
+                ),
             },
-            now,
-        )
-        .await?;
-        let award = Award {
+        });
+    }
+    // One lock, a few multi-row INSERTs and one balance update for all of the event's awards.
+    let entries = earn_many_in(conn, env.tenant, member, specs, now).await?;
+    let awards: Vec<Award> = proposed
+        .into_iter()
+        .zip(entries)
+        .map(|(p, entry)| Award {
             id: Uuid::now_v7(),
             points: p.award.points,
-            reason_code,
+            reason_code: p.award.reason_code.trim().to_string(),
             plugin_name: p.version.name.clone(),
             plugin_version: p.version.version.clone(),
             binding_id: p.binding.id.0,
             line_index: p.award.line_index.map(|i| i as i32),
             entry_id: Some(entry.id),
             clawed_back: 0,
-        };
-        super::repo::insert_award(conn, env.tenant.id, member, source, &award, now).await?;
-        awards.push(award);
-    }
+        })
+        .collect();
+    super::repo::insert_awards(conn, env.tenant.id, member, source, &awards, now).await?;
     Ok(awards)
 }
 
@@ -318,30 +315,25 @@ pub async fn announce(
     errors: &[PluginError],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    for award in awards {
-        outbox::append(
-            conn,
-            env.tenant.id,
-            Some(member),
-            "points.earned",
-            json!({
-                "entryId": award.entry_id,
-                "points": award.points,
-                "reason": award.reason_code,
-                "plugin": award.plugin_name,
-                "pluginVersion": award.plugin_version,
-                "eventId": event_ref,
-                "lineIndex": award.line_index,
-            }),
-            now,
-        )
-        .await?;
-    }
-    for e in errors {
-        outbox::append(
-            conn,
-            env.tenant.id,
-            Some(member),
+    let mut events: Vec<(&str, serde_json::Value)> = awards
+        .iter()
+        .map(|award| {
+            (
+                "points.earned",
+                json!({
+                    "entryId": award.entry_id,
+                    "points": award.points,
+                    "reason": award.reason_code,
+                    "plugin": award.plugin_name,
+                    "pluginVersion": award.plugin_version,
+                    "eventId": event_ref,
+                    "lineIndex": award.line_index,
+                }),
+            )
+        })
+        .collect();
+    events.extend(errors.iter().map(|e| {
+        (
             "plugin.failed",
             json!({
                 "plugin": e.plugin_name,
@@ -350,11 +342,9 @@ pub async fn announce(
                 "message": e.message,
                 "eventId": event_ref,
             }),
-            now,
         )
-        .await?;
-    }
-    Ok(())
+    }));
+    outbox::append_all(conn, env.tenant.id, Some(member), events, now).await
 }
 
 /// The awards a simulation reports: what `apply` would write, without entries.

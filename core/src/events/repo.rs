@@ -306,6 +306,47 @@ pub async fn awards_of(conn: &impl ConnectionTrait, source: Uuid) -> AppResult<V
         .collect())
 }
 
+/// Stores several awards of one event in one statement (chunked far below the bind limits).
+pub async fn insert_awards(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    member: MemberId,
+    source: Uuid,
+    awards: &[Award],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let rows = awards
+        .iter()
+        .map(|a| {
+            let entry_id = a.entry_id.ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("an award is stored with its entry"))
+            })?;
+            Ok(event_awards::Model {
+                id: a.id,
+                tenant_id: tenant.0,
+                member_id: member.0,
+                source_id: source,
+                entry_id,
+                binding_id: a.binding_id,
+                plugin_name: a.plugin_name.clone(),
+                plugin_version: a.plugin_version.clone(),
+                reason_code: a.reason_code.clone(),
+                line_index: a.line_index,
+                points: a.points,
+                clawed_back: a.clawed_back,
+                created_at: now,
+            }
+            .into_active_model())
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    for chunk in rows.chunks(500) {
+        event_awards::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn insert_award(
     conn: &impl ConnectionTrait,
     tenant: TenantId,

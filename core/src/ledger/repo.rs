@@ -262,6 +262,88 @@ pub type Lot = ledger_lots::Model;
 pub const BUCKET_PENDING: &str = "pending";
 pub const BUCKET_AVAILABLE: &str = "available";
 
+/// Rows per multi-row INSERT: at most 14 columns a row keeps a statement far below SQLite's
+/// and PostgreSQL's bind limits.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Inserts several lots in as few statements as the bind limits allow.
+pub async fn insert_lots(conn: &impl ConnectionTrait, lots: Vec<Lot>) -> AppResult<()> {
+    let rows: Vec<_> = lots
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        ledger_lots::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inserts several entries and their lines (a few statements, whatever their number).
+pub async fn insert_entries(
+    conn: &impl ConnectionTrait,
+    entries: &[(Entry, Vec<Line>)],
+) -> AppResult<()> {
+    for chunk in entries.chunks(ROWS_PER_INSERT / 2) {
+        ledger_entries::Entity::insert_many(chunk.iter().map(|(e, _)| {
+            ledger_entries::Model {
+                id: e.id,
+                tenant_id: e.tenant_id.0,
+                member_id: e.member_id.0,
+                kind: e.kind.as_str().into(),
+                points: e.points,
+                reason: e.reason.clone(),
+                reason_code: e.reason_code.clone(),
+                natural_key: e.natural_key.clone(),
+                reverses_entry_id: e.reverses_entry_id,
+                hold_id: e.hold_id,
+                event_id: e.event_id.clone(),
+                plugin_id: e.plugin_id.clone(),
+                plugin_version: e.plugin_version.clone(),
+                created_at: e.created_at,
+            }
+            .into_active_model()
+        }))
+        .exec_without_returning(conn)
+        .await?;
+        ledger_lines::Entity::insert_many(chunk.iter().flat_map(|(e, lines)| {
+            lines.iter().map(|l| ledger_lines::ActiveModel {
+                entry_id: Set(e.id),
+                tenant_id: Set(e.tenant_id.0),
+                member_id: Set(l.account.is_member().then_some(e.member_id.0)),
+                account: Set(l.account.as_str().into()),
+                amount: Set(l.amount),
+                lot_id: Set(l.lot),
+                ..Default::default()
+            })
+        }))
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// True when any of `keys` is already an entry's natural key in the tenant.
+pub async fn any_natural_key(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    keys: &[String],
+) -> AppResult<bool> {
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    Ok(ledger_entries::Entity::find()
+        .select_only()
+        .column(ledger_entries::Column::Id)
+        .filter(ledger_entries::Column::TenantId.eq(tenant.0))
+        .filter(ledger_entries::Column::NaturalKey.is_in(keys.iter().cloned()))
+        .into_tuple::<Uuid>()
+        .one(conn)
+        .await?
+        .is_some())
+}
+
 pub async fn insert_lot(conn: &impl ConnectionTrait, lot: Lot) -> AppResult<()> {
     ledger_lots::Entity::insert(lot.into_active_model())
         .exec_without_returning(conn)

@@ -62,15 +62,15 @@ struct Post {
 
 /// Writes an entry: checks it balances, applies it to the locked balances, checks invariant 4,
 /// stores entry, lines and balances.
-async fn post(
-    conn: &impl ConnectionTrait,
+/// The entry `p` makes and the balances after it, checked, without writing anything.
+fn prepare(
     tenant: &Tenant,
     member: MemberId,
     before: Balances,
     id: Uuid,
     p: Post,
     now: DateTime<Utc>,
-) -> AppResult<(Entry, Balances)> {
+) -> AppResult<(Entry, Vec<Line>, Balances)> {
     check_lines(&p.lines)?;
     let mut after = before.apply(&p.lines)?;
     after.lifetime_earned = after
@@ -108,15 +108,32 @@ async fn post(
         plugin_version: p.source.plugin_version,
         created_at: now,
     };
-    match repo::insert_entry(conn, &entry, &p.lines).await {
-        Ok(()) => {}
-        Err(e) if e.is_unique_violation() => {
-            return Err(AppError::Conflict(
-                "this entry was already recorded (natural key or reversal exists)".into(),
-            ));
-        }
-        Err(e) => return Err(e),
+    Ok((entry, p.lines, after))
+}
+
+fn duplicate_entry(e: AppError) -> AppError {
+    if e.is_unique_violation() {
+        AppError::Conflict(
+            "this entry was already recorded (natural key or reversal exists)".into(),
+        )
+    } else {
+        e
     }
+}
+
+async fn post(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    member: MemberId,
+    before: Balances,
+    id: Uuid,
+    p: Post,
+    now: DateTime<Utc>,
+) -> AppResult<(Entry, Balances)> {
+    let (entry, lines, after) = prepare(tenant, member, before, id, p, now)?;
+    repo::insert_entry(conn, &entry, &lines)
+        .await
+        .map_err(duplicate_entry)?;
     repo::save_balances(conn, tenant.id, member, &after, now).await?;
     Ok((entry, after))
 }
@@ -160,6 +177,24 @@ async fn credit(
     {
         return Ok((existing, before));
     }
+    let (lot, entry, lines, after) = prepare_credit(tenant, member, before, spec, kind, now)?;
+    repo::insert_lot(conn, lot).await?;
+    repo::insert_entry(conn, &entry, &lines)
+        .await
+        .map_err(duplicate_entry)?;
+    repo::save_balances(conn, tenant.id, member, &after, now).await?;
+    Ok((entry, after))
+}
+
+/// The lot, entry, lines and balances of one credit on top of `before`, checked.
+fn prepare_credit(
+    tenant: &Tenant,
+    member: MemberId,
+    before: Balances,
+    spec: EarnSpec,
+    kind: EntryKind,
+    now: DateTime<Utc>,
+) -> AppResult<(Lot, Entry, Vec<Line>, Balances)> {
     let pending = spec.pending_until.is_some_and(|t| t > now);
     let (account, bucket) = if pending {
         (Account::Pending, BUCKET_PENDING)
@@ -177,29 +212,24 @@ async fn credit(
     let expires_at = spec
         .expires_at
         .unwrap_or_else(|| tenant.points_policy.expiry.expires_at(now, tenant.timezone));
-    repo::insert_lot(
-        conn,
-        Lot {
-            id: lot_id,
-            tenant_id: tenant.id.0,
-            member_id: member.0,
-            entry_id,
-            original: spec.points,
-            remaining: spec.points - repaid,
-            clawed_back: 0,
-            bucket: bucket.into(),
-            available_at: spec.pending_until.filter(|_| pending).unwrap_or(now),
-            expires_at,
-            created_at: now,
-        },
-    )
-    .await?;
+    let lot = Lot {
+        id: lot_id,
+        tenant_id: tenant.id.0,
+        member_id: member.0,
+        entry_id,
+        original: spec.points,
+        remaining: spec.points - repaid,
+        clawed_back: 0,
+        bucket: bucket.into(),
+        available_at: spec.pending_until.filter(|_| pending).unwrap_or(now),
+        expires_at,
+        created_at: now,
+    };
     let lines = vec![
         Line::new(Account::Issuance, -spec.points),
         Line::with_lot(account, spec.points, lot_id),
     ];
-    post(
-        conn,
+    let (entry, lines, after) = prepare(
         tenant,
         member,
         before,
@@ -217,8 +247,55 @@ async fn credit(
             },
         },
         now,
-    )
-    .await
+    )?;
+    Ok((lot, entry, lines, after))
+}
+
+/// Several earns for one member (the awards of one event) under one lock, written with
+/// multi-row INSERTs and one balance update: the same rows as that many [`earn_in`] calls, in
+/// the same order, at a fixed number of statements. When any natural key already exists (a
+/// replay), falls back to [`earn_in`] one by one, which returns the existing entries.
+pub async fn earn_many_in(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    member: MemberId,
+    specs: Vec<EarnSpec>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Entry>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    for s in &specs {
+        check_amount(s.points)?;
+    }
+    let mut balances = repo::lock_balances(conn, tenant.id, member, now).await?;
+    let keys: Vec<String> = specs.iter().filter_map(|s| s.natural_key.clone()).collect();
+    if repo::any_natural_key(conn, tenant.id, &keys).await? {
+        let mut out = Vec::with_capacity(specs.len());
+        for s in specs {
+            out.push(
+                credit(conn, tenant, member, s, EntryKind::Earn, now)
+                    .await?
+                    .0,
+            );
+        }
+        return Ok(out);
+    }
+    let mut lots = Vec::with_capacity(specs.len());
+    let mut entries = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (lot, entry, lines, after) =
+            prepare_credit(tenant, member, balances, spec, EntryKind::Earn, now)?;
+        lots.push(lot);
+        entries.push((entry, lines));
+        balances = after;
+    }
+    repo::insert_lots(conn, lots).await?;
+    repo::insert_entries(conn, &entries)
+        .await
+        .map_err(duplicate_entry)?;
+    repo::save_balances(conn, tenant.id, member, &balances, now).await?;
+    Ok(entries.into_iter().map(|(e, _)| e).collect())
 }
 
 /// Takes `amount` from the member's available lots (FIFO by expiry) into `to`.
