@@ -19,6 +19,7 @@ both_backends!(
     pending_unlocks_and_lots_expire_by_policy,
     reversal_happens_at_most_once,
     audit_reports_tampering,
+    earn_many_writes_what_one_earn_each_would,
 );
 
 const ADJUST: &str = "mutation($i: AdjustPointsInput!) { adjustPoints(input: $i) { entry { id points kind reason } member { balance { available pending held lifetimeEarned lifetimeRedeemed lifetimeExpired } } } }";
@@ -627,5 +628,83 @@ async fn audit_reports_tampering(b: Backend) {
         .await
         .expect("audit");
     assert!(v.iter().any(|v| v.invariant == 4), "{v:#?}");
+    t.finish().await;
+}
+
+/// `earn_many_in` (all awards of one event at once) writes what one `earn_in` per spec would:
+/// one entry and lot each, in order, the balance and lifetime total of their sum; and a second
+/// call with the same natural keys (a replay) writes nothing and returns the same entries.
+async fn earn_many_writes_what_one_earn_each_would(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, m) = t
+        .tenant_and_member(
+            "many",
+            policy(ExpiryPolicy::Never, ShortfallPolicy::RecordShortfall),
+        )
+        .await;
+    let later = loyalty_core::clock::now() + Duration::days(30);
+    let specs = |keys: &str| {
+        [(10, None), (25, Some(Some(later))), (7, Some(None))]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (points, expires_at))| EarnSpec {
+                points,
+                expires_at,
+                natural_key: Some(format!("{keys}:{i}")),
+                source: Source {
+                    reason_code: Some("test".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let write = |specs: Vec<EarnSpec>| {
+        let t = &t;
+        let tenant = &tenant;
+        async move {
+            let txn = t.app.db.begin_write().await.expect("txn");
+            let entries = ledger::earn_many_in(&txn, tenant, m, specs, loyalty_core::clock::now())
+                .await
+                .expect("earn many");
+            txn.commit().await.expect("commit");
+            entries
+        }
+    };
+    let first = write(specs("batch")).await;
+    assert_eq!(
+        first.iter().map(|e| e.points).collect::<Vec<_>>(),
+        vec![10, 25, 7]
+    );
+    assert!(first.windows(2).all(|w| w[0].id < w[1].id), "in order");
+    assert_eq!(balances(&t, &tenant, m).await, (42, 0, 0));
+    let b = repo::balances(t.app.db.reader(), tenant.id, m)
+        .await
+        .expect("balances");
+    assert_eq!(b.lifetime_earned, 42);
+    // Each entry has its own lot with its own expiry.
+    let lots = repo::spendable_lots(t.app.db.reader(), tenant.id, m)
+        .await
+        .expect("lots");
+    assert_eq!(lots.len(), 3);
+    assert!(
+        lots.iter()
+            .any(|l| l.remaining == 25 && l.expires_at == Some(later))
+    );
+    assert!(
+        lots.iter()
+            .any(|l| l.remaining == 7 && l.expires_at.is_none())
+    );
+
+    // The same natural keys again: the stored entries, nothing new.
+    let again = write(specs("batch")).await;
+    assert_eq!(
+        again.iter().map(|e| e.id).collect::<Vec<_>>(),
+        first.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    assert_eq!(balances(&t, &tenant, m).await, (42, 0, 0));
+    // An empty batch writes nothing.
+    assert!(write(Vec::new()).await.is_empty());
+    t.assert_audit_clean().await;
     t.finish().await;
 }
