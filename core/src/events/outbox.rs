@@ -41,20 +41,7 @@ pub async fn append(
     payload: serde_json::Value,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    outbox_events::Entity::insert(
-        outbox_events::Model {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.0,
-            member_id: member.map(|m| m.0),
-            kind: kind.into(),
-            payload: payload.to_string(),
-            created_at: now,
-        }
-        .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    append_all(conn, tenant, member, vec![(kind, payload)], now).await
 }
 
 /// Appends several events about one member in one statement, in the order given.

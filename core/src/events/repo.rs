@@ -347,40 +347,6 @@ pub async fn insert_awards(
     Ok(())
 }
 
-pub async fn insert_award(
-    conn: &impl ConnectionTrait,
-    tenant: TenantId,
-    member: MemberId,
-    source: Uuid,
-    a: &Award,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let entry_id = a
-        .entry_id
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("an award is stored with its entry")))?;
-    event_awards::Entity::insert(
-        event_awards::Model {
-            id: a.id,
-            tenant_id: tenant.0,
-            member_id: member.0,
-            source_id: source,
-            entry_id,
-            binding_id: a.binding_id,
-            plugin_name: a.plugin_name.clone(),
-            plugin_version: a.plugin_version.clone(),
-            reason_code: a.reason_code.clone(),
-            line_index: a.line_index,
-            points: a.points,
-            clawed_back: a.clawed_back,
-            created_at: now,
-        }
-        .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
-}
-
 pub async fn save_award_clawback(conn: &impl ConnectionTrait, a: &Award) -> AppResult<()> {
     let mut am = event_awards::ActiveModel {
         id: sea_orm::Set(a.id),

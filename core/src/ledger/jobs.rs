@@ -6,7 +6,7 @@ use super::{repo, service};
 use crate::db::Db;
 use crate::error::AppResult;
 use crate::ids::TenantId;
-use crate::tenants::{self, Tenant};
+use crate::tenants;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -17,21 +17,12 @@ pub struct JobReport {
     pub expired: u64,
 }
 
-async fn tenant(db: &Db, cache: &mut HashMap<TenantId, Tenant>, id: TenantId) -> AppResult<Tenant> {
-    if let Some(t) = cache.get(&id) {
-        return Ok(t.clone());
-    }
-    let t = tenants::service::get(db, id).await?;
-    cache.insert(id, t.clone());
-    Ok(t)
-}
-
 /// One batch of each job as of `now`. Returns what it did; a full batch means more may wait.
 pub async fn run_batch(db: &Db, batch_max: u64, now: DateTime<Utc>) -> AppResult<JobReport> {
     let mut report = JobReport::default();
     let mut cache = HashMap::new();
     for lot in repo::due_unlocks(db.reader(), now, batch_max).await? {
-        let t = tenant(db, &mut cache, TenantId(lot.tenant_id))
+        let t = tenants::service::get_cached(db, &mut cache, TenantId(lot.tenant_id))
             .await?
             .clone();
         let txn = db.begin_write().await?;
@@ -44,7 +35,7 @@ pub async fn run_batch(db: &Db, batch_max: u64, now: DateTime<Utc>) -> AppResult
         txn.commit().await?;
     }
     for lot in repo::due_expiries(db.reader(), now, batch_max).await? {
-        let t = tenant(db, &mut cache, TenantId(lot.tenant_id))
+        let t = tenants::service::get_cached(db, &mut cache, TenantId(lot.tenant_id))
             .await?
             .clone();
         let txn = db.begin_write().await?;

@@ -159,38 +159,7 @@ pub async fn save_balances(
 }
 
 pub async fn insert_entry(conn: &impl ConnectionTrait, e: &Entry, lines: &[Line]) -> AppResult<()> {
-    let model = ledger_entries::Model {
-        id: e.id,
-        tenant_id: e.tenant_id.0,
-        member_id: e.member_id.0,
-        kind: e.kind.as_str().into(),
-        points: e.points,
-        reason: e.reason.clone(),
-        reason_code: e.reason_code.clone(),
-        natural_key: e.natural_key.clone(),
-        reverses_entry_id: e.reverses_entry_id,
-        hold_id: e.hold_id,
-        event_id: e.event_id.clone(),
-        plugin_id: e.plugin_id.clone(),
-        plugin_version: e.plugin_version.clone(),
-        created_at: e.created_at,
-    };
-    ledger_entries::Entity::insert(model.into_active_model())
-        .exec_without_returning(conn)
-        .await?;
-    let rows = lines.iter().map(|l| ledger_lines::ActiveModel {
-        entry_id: Set(e.id),
-        tenant_id: Set(e.tenant_id.0),
-        member_id: Set(l.account.is_member().then_some(e.member_id.0)),
-        account: Set(l.account.as_str().into()),
-        amount: Set(l.amount),
-        lot_id: Set(l.lot),
-        ..Default::default()
-    });
-    ledger_lines::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    insert_entries(conn, &[(e.clone(), lines.to_vec())]).await
 }
 
 pub async fn find_entry(

@@ -60,9 +60,8 @@ struct Post {
     lifetime: Lifetime,
 }
 
-/// Writes an entry: checks it balances, applies it to the locked balances, checks invariant 4,
-/// stores entry, lines and balances.
-/// The entry `p` makes and the balances after it, checked, without writing anything.
+/// The entry `p` makes and the balances after it: checks it balances, applies it to the
+/// locked balances, checks invariant 4. Writes nothing.
 fn prepare(
     tenant: &Tenant,
     member: MemberId,
@@ -121,6 +120,7 @@ fn duplicate_entry(e: AppError) -> AppError {
     }
 }
 
+/// Writes an entry: [`prepare`], then stores entry, lines and balances.
 async fn post(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,

@@ -47,6 +47,20 @@ pub async fn update(
 }
 
 /// Loads a tenant without a permission check (for services that already checked one).
+/// [`get`] through a cache that lives for one job run (tenants change rarely; a run is short).
+pub async fn get_cached(
+    db: &Db,
+    cache: &mut std::collections::HashMap<TenantId, Tenant>,
+    id: TenantId,
+) -> AppResult<Tenant> {
+    if let Some(t) = cache.get(&id) {
+        return Ok(t.clone());
+    }
+    let t = get(db, id).await?;
+    cache.insert(id, t.clone());
+    Ok(t)
+}
+
 pub async fn get(db: &Db, id: TenantId) -> AppResult<Tenant> {
     repo::find(db.reader(), id)
         .await?

@@ -6,8 +6,7 @@
 use super::{repo, service};
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::ids::TenantId;
-use crate::tenants::{self, Tenant};
+use crate::tenants;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -29,21 +28,12 @@ impl TierJobReport {
     }
 }
 
-async fn tenant(db: &Db, cache: &mut HashMap<TenantId, Tenant>, id: TenantId) -> AppResult<Tenant> {
-    if let Some(t) = cache.get(&id) {
-        return Ok(t.clone());
-    }
-    let t = tenants::service::get(db, id).await?;
-    cache.insert(id, t.clone());
-    Ok(t)
-}
-
 /// One batch of due reviews and one batch of each running re-evaluation, as of `now`.
 pub async fn run_batch(db: &Db, batch_max: u64, now: DateTime<Utc>) -> AppResult<TierJobReport> {
     let mut report = TierJobReport::default();
     let mut cache = HashMap::new();
     for (tenant_id, member) in repo::due_reviews(db.reader(), now, batch_max).await? {
-        let t = tenant(db, &mut cache, tenant_id).await?;
+        let t = tenants::service::get_cached(db, &mut cache, tenant_id).await?;
         let txn = db.begin_write().await?;
         crate::ledger::repo::lock_balances(&txn, t.id, member, now).await?;
         let change = service::review_in(&txn, &t, member, now).await?;
@@ -52,7 +42,7 @@ pub async fn run_batch(db: &Db, batch_max: u64, now: DateTime<Utc>) -> AppResult
         report.moved += u64::from(change.is_some());
     }
     for mut job in repo::running_reevaluations(db.reader(), 16).await? {
-        let t = tenant(db, &mut cache, job.tenant_id).await?;
+        let t = tenants::service::get_cached(db, &mut cache, job.tenant_id).await?;
         let ladder = repo::current_ladder(db.reader(), t.id).await?;
         let Some(ladder) = ladder.filter(|l| l.version == job.ladder_version) else {
             // A newer ladder has its own job.
