@@ -125,6 +125,7 @@
 #![warn(missing_docs)]
 
 mod point_rule;
+pub mod referral;
 mod referral_scheme;
 mod reward_type;
 pub mod testing;

@@ -49,12 +49,10 @@
 //! Build the component with
 //! `cargo build --release --target wasm32-unknown-unknown -p multi-level`.
 
-mod qualification;
-
 use loyalty_sdk::{PluginMetadata, ReferralAwards, ReferralInput, ReferralScheme};
 use serde::Deserialize;
 
-use qualification::{Qualification, award, check_expiry_days};
+use loyalty_sdk::referral::{Qualification, award, check_expiry_days};
 
 /// Most levels, the referrer included.
 pub const LEVELS_MAX: usize = 5;
@@ -93,7 +91,7 @@ pub struct Config {
     #[serde(default)]
     pub within_days: Option<u32>,
     /// Only the referee's first purchase can qualify.
-    #[serde(default = "qualification::default_first_purchase_only")]
+    #[serde(default = "loyalty_sdk::referral::default_first_purchase_only")]
     pub first_purchase_only: bool,
     /// Days until the awarded points expire; `None`: the programme's default.
     #[serde(default)]

@@ -1,41 +1,40 @@
-//! The options every first-party referral scheme shares: when a referee's event qualifies the
-//! referral, and when the awarded points expire.
-//!
-//! This file is the same in `double-sided`, `first-order-share` and `multi-level`; change the
-//! three together. Each crate's `Config` lists the fields itself (so that
+//! Options referral schemes commonly share: when a referee's event qualifies the referral
+//! (a minimum order, a number of days after enrolment, the first purchase only), and when the
+//! awarded points expire. The first-party schemes (`double-sided`, `first-order-share`,
+//! `multi-level`) use them; a scheme's `Config` lists the fields itself (so that
 //! `#[serde(deny_unknown_fields)]` works, which `#[serde(flatten)]` would defeat) and hands
 //! them to [`Qualification`] and [`check_expiry_days`].
 
-use loyalty_sdk::{Award, EventKind, Expiry, Purchase, ReferralInput};
+use crate::{Award, EventKind, Expiry, Purchase, ReferralInput};
 
 /// Upper bound of `min_order_minor` (10 000 000 000 000.00 in a two-decimal currency).
-pub(crate) const MIN_ORDER_MINOR_MAX: i64 = 1_000_000_000_000_000;
+pub const MIN_ORDER_MINOR_MAX: i64 = 1_000_000_000_000_000;
 /// Upper bound of `within_days` (about ten years).
-pub(crate) const WITHIN_DAYS_MAX: u32 = 3_650;
+pub const WITHIN_DAYS_MAX: u32 = 3_650;
 /// Upper bound of `expiry_days` (about ten years).
-pub(crate) const EXPIRY_DAYS_MAX: u32 = 3_650;
+pub const EXPIRY_DAYS_MAX: u32 = 3_650;
 /// Milliseconds in a day.
 const MS_PER_DAY: i64 = 24 * 60 * 60 * 1_000;
 
 /// The default of `first_purchase_only` (for `#[serde(default = ...)]`).
-pub(crate) fn default_first_purchase_only() -> bool {
+pub fn default_first_purchase_only() -> bool {
     true
 }
 
 /// When a referee's event qualifies the referral.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Qualification {
+pub struct Qualification {
     /// Smallest purchase total that qualifies, in minor units of the purchase's currency.
-    pub(crate) min_order_minor: i64,
+    pub min_order_minor: i64,
     /// The purchase must happen at most this many days after the referee enrolled.
-    pub(crate) within_days: Option<u32>,
+    pub within_days: Option<u32>,
     /// Only the referee's first purchase qualifies.
-    pub(crate) first_purchase_only: bool,
+    pub first_purchase_only: bool,
 }
 
 impl Qualification {
     /// Checks the options, with messages for the tenant's admin.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
         if !(0..=MIN_ORDER_MINOR_MAX).contains(&self.min_order_minor) {
             return Err(format!(
                 "min_order_minor must be between 0 and {MIN_ORDER_MINOR_MAX} (minor units: \
@@ -58,7 +57,7 @@ impl Qualification {
     ///
     /// The referee's snapshot is taken just before the event, so on their first purchase
     /// `purchase_count` is 0.
-    pub(crate) fn qualifying_purchase<'a>(&self, input: &'a ReferralInput) -> Option<&'a Purchase> {
+    pub fn qualifying_purchase<'a>(&self, input: &'a ReferralInput) -> Option<&'a Purchase> {
         let EventKind::Purchase(purchase) = &input.event.kind else {
             return None;
         };
@@ -81,7 +80,7 @@ impl Qualification {
 }
 
 /// Checks `expiry_days`, with a message for the tenant's admin.
-pub(crate) fn check_expiry_days(expiry_days: Option<u32>) -> Result<(), String> {
+pub fn check_expiry_days(expiry_days: Option<u32>) -> Result<(), String> {
     match expiry_days {
         Some(days) if !(1..=EXPIRY_DAYS_MAX).contains(&days) => Err(format!(
             "expiry_days must be between 1 and {EXPIRY_DAYS_MAX}; omit it for the programme's \
@@ -93,7 +92,7 @@ pub(crate) fn check_expiry_days(expiry_days: Option<u32>) -> Result<(), String> 
 
 /// One award of `points` (none when `points` is 0 or less: the host refuses such awards),
 /// expiring after `expiry_days` when set.
-pub(crate) fn award(points: i64, reason_code: &str, expiry_days: Option<u32>) -> Vec<Award> {
+pub fn award(points: i64, reason_code: &str, expiry_days: Option<u32>) -> Vec<Award> {
     if points <= 0 {
         return Vec::new();
     }
