@@ -17,6 +17,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub api: ApiSettings,
     pub jobs: JobSettings,
+    /// In-process caches of keys, tenants and the pipeline's configuration.
+    pub cache: crate::cache::CacheSettings,
     /// Per-call limits of the plugin sandbox (fuel, memory, deadline, sizes).
     pub plugins: loyalty_plugin_host::Limits,
     pub log: LogSettings,
@@ -244,6 +246,10 @@ impl Settings {
         anyhow::ensure!(
             (1..=100_000).contains(&self.jobs.batch_max),
             "jobs.batch_max must be between 1 and 100000"
+        );
+        anyhow::ensure!(
+            (1..=10_000_000).contains(&self.cache.entries_max),
+            "cache.entries_max must be between 1 and 10000000"
         );
         anyhow::ensure!(
             self.database.connections_max >= 1,

@@ -15,6 +15,7 @@
 //! See ARCHITECTURE.md at the repository root for the invariants.
 
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod codes;
@@ -65,7 +66,10 @@ impl AppState {
         clock: clock::Clock,
     ) -> anyhow::Result<(Self, Option<String>)> {
         settings.validate()?;
-        let db = db::Db::connect(&settings.database).await?.with_clock(clock);
+        let db = db::Db::connect(&settings.database)
+            .await?
+            .with_clock(clock)
+            .with_caches(&settings.cache);
         db.migrate().await?;
         let (hash, generated) = auth::service::platform_key_hash(&db, &settings.auth).await?;
         let plugins = plugins::runtime::PluginRuntime::shared(&settings.plugins)?;

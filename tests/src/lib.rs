@@ -167,6 +167,23 @@ impl TestServer {
         let db = TestDb::create(backend).await.expect("test database");
         let mut settings = settings_for(&db);
         adjust(&mut settings);
+        Self::serve(settings, clock, Some(db)).await
+    }
+
+    /// A second server on this server's database (another replica behind a load balancer),
+    /// with this server's settings as `adjust` leaves them. Its database is dropped with this
+    /// server, not with the replica.
+    pub async fn replica(&self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = (*self.app.settings).clone();
+        adjust(&mut settings);
+        Self::serve(settings, self.app.db.clock().clone(), None).await
+    }
+
+    async fn serve(
+        settings: Settings,
+        clock: loyalty_core::clock::Clock,
+        db: Option<TestDb>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -181,7 +198,7 @@ impl TestServer {
             addr: launched.addr,
             http: reqwest::Client::new(),
             app: launched.app,
-            db: Some(db),
+            db,
             stop: Some(tx),
             task: Some(launched.task),
         }

@@ -27,6 +27,7 @@ both_backends!(
     rewards_with_a_min_tier_need_that_rank,
     fashion_tiers_template_has_a_ladder,
     the_first_ladder_counts_the_history_before_it,
+    concurrent_purchases_earn_what_they_would_one_after_another,
 );
 
 /// `extensions.code` of refused input. The tiers spec says VALIDATION_FAILED; this server has one
@@ -1812,6 +1813,47 @@ async fn fashion_tiers_template_has_a_ladder(b: Backend) {
         (125, 25),
         "{p:#}"
     );
+    s.finish().await;
+}
+
+/// The point rules run before the write lock, on the member as the reader sees them, and run
+/// again under the lock when the member moved meanwhile. Ten purchases of 100.00 at once for
+/// one member: whatever order they commit in, the five up to 500.00 earn at bronze and the
+/// five after the upgrade at silver (1.25x), exactly as one after another would.
+async fn concurrent_purchases_earn_what_they_would_one_after_another(b: Backend) {
+    let s = TestServer::start_clocked(b, at("2026-05-10T10:00:00Z")).await;
+    let (_, admin) = tenant_in(&s, "race-club", "Europe/Amsterdam", Some("fashion-tiers")).await;
+    let fay = s.enroll(&admin, json!({"externalId": "race-fay"})).await;
+    let body = |n: usize| json!({"query": RECORD, "variables": {"i": purchase(&fay, &format!("race-{n}"), 10_000)}});
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let (http, url, admin, body) = (s.http.clone(), s.url("/graphql"), admin.clone(), body(n));
+        tasks.push(tokio::spawn(async move {
+            let v: Value = http
+                .post(url)
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            v
+        }));
+    }
+    let mut earned = Vec::new();
+    for t in tasks {
+        let v = t.await.expect("task");
+        assert_eq!(code(&v), "OK", "{v:#}");
+        let p = &v["data"]["recordPurchase"];
+        assert_eq!(p["pluginErrors"], json!([]), "{p:#}");
+        earned.push(points(p));
+    }
+    earned.sort_unstable();
+    assert_eq!(earned, [100, 100, 100, 100, 100, 125, 125, 125, 125, 125]);
+    expect_tier(&s, &admin, &fay, "silver", 1, "after 1,000.00").await;
+    s.assert_audit_clean().await;
     s.finish().await;
 }
 

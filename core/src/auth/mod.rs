@@ -141,6 +141,15 @@ fn random_secret() -> String {
         .collect()
 }
 
+/// What authentication needs of a stored tenant key (cached by [`crate::cache::Caches`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub tenant_id: crate::ids::TenantId,
+    pub role: Role,
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
 /// A new platform key, `lp_<secret>`.
 pub fn new_platform_key() -> String {
     format!("{PLATFORM_PREFIX}{}", random_secret())

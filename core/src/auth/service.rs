@@ -1,6 +1,6 @@
 //! Key issuance, revocation and authentication of bearer tokens.
 
-use super::{Principal, Role, TenantPrincipal, TokenKind, repo};
+use super::{KeyRecord, Principal, Role, TenantPrincipal, TokenKind, repo};
 use crate::config::AuthSettings;
 use crate::db::Db;
 use crate::db::entities::api_keys;
@@ -78,16 +78,29 @@ pub async fn authenticate(db: &Db, platform_hash: &str, token: &str) -> AppResul
             Ok(Principal::Platform)
         }
         Some(TokenKind::Tenant(id)) => {
-            let key = repo::find_key(db.reader(), id)
-                .await?
-                .ok_or(AppError::Unauthenticated)?;
-            if key.revoked_at.is_some() || !super::hashes_match(&presented, &key.secret_hash) {
+            let key = db
+                .caches()
+                .keys
+                .get_or_load(&id, async {
+                    let key = repo::find_key(db.reader(), id)
+                        .await?
+                        .ok_or(AppError::Unauthenticated)?;
+                    let revoked = key.revoked_at.is_some();
+                    let key = ApiKey::try_from(key.clone()).map(|k| KeyRecord {
+                        tenant_id: k.tenant_id,
+                        role: k.role,
+                        secret_hash: key.secret_hash,
+                        revoked,
+                    })?;
+                    Ok::<_, AppError>(key)
+                })
+                .await?;
+            if key.revoked || !super::hashes_match(&presented, &key.secret_hash) {
                 return Err(AppError::Unauthenticated);
             }
-            let key = ApiKey::try_from(key)?;
             Ok(Principal::Tenant(TenantPrincipal {
                 tenant_id: key.tenant_id,
-                key_id: key.id,
+                key_id: id,
                 role: key.role,
             }))
         }
@@ -141,6 +154,7 @@ pub async fn revoke_api_key(db: &Db, principal: &Principal, id: ApiKeyId) -> App
         repo::mark_revoked(&txn, key, db.now()).await?
     };
     txn.commit().await?;
+    db.caches().keys.forget(&id);
     ApiKey::try_from(key)
 }
 

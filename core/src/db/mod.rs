@@ -8,6 +8,7 @@
 
 pub mod entities;
 
+use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
 use crate::config::DatabaseSettings;
 use loyalty_migrations::{Migrator, MigratorTrait};
@@ -15,6 +16,7 @@ use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The database handles of one server process.
@@ -23,6 +25,7 @@ pub struct Db {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
     clock: Clock,
+    caches: Arc<Caches>,
 }
 
 impl Db {
@@ -37,6 +40,7 @@ impl Db {
                 reader,
                 writer,
                 clock: Clock::system(),
+                caches: Arc::new(Caches::new(&CacheSettings::default())),
             })
         } else {
             let mut opts = ConnectOptions::new(url);
@@ -48,6 +52,7 @@ impl Db {
                 reader: pool.clone(),
                 writer: pool,
                 clock: Clock::system(),
+                caches: Arc::new(Caches::new(&CacheSettings::default())),
             })
         }
     }
@@ -56,6 +61,17 @@ impl Db {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The same connections with caches of their own, sized by `settings` (`[cache]`).
+    pub fn with_caches(mut self, settings: &CacheSettings) -> Self {
+        self.caches = Arc::new(Caches::new(settings));
+        self
+    }
+
+    /// The process's caches of keys, tenants and pipeline configurations.
+    pub fn caches(&self) -> &Caches {
+        &self.caches
     }
 
     /// The server's time: every request and job reads it here.

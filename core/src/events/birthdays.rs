@@ -60,10 +60,12 @@ async fn run_tenant(
     now: DateTime<Utc>,
 ) -> AppResult<u64> {
     let mds = month_days(today);
+    let config = super::pipeline::config(&app.db, tenant.id).await?;
     let env = Env {
         db: &app.db,
         runtime: &app.plugins,
         tenant,
+        config: &config,
         awards_max: app.settings.api.plugin_awards_max,
     };
     let mut recorded = 0;

@@ -5,18 +5,20 @@
 use super::{Award, MemberStats, PluginError, outbox};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::ids::{MemberId, PluginVersionId};
-use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_many_in};
+use crate::ids::{MemberId, PluginVersionId, TenantId};
+use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_fresh_in};
 use crate::ledger::{Balances, repo as ledger_repo};
 use crate::members::Member;
 use crate::plugins::runtime::PluginRuntime;
 use crate::plugins::{Binding, PluginKind, PluginVersion, repo as plugin_repo};
 use crate::tenants::Tenant;
+use crate::tiers::Ladder;
 use chrono::{DateTime, Datelike, Duration, Utc};
 use loyalty_sdk as sdk;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// What the pipeline needs besides the transaction.
@@ -25,8 +27,48 @@ pub struct Env<'a> {
     pub db: &'a Db,
     pub runtime: &'a PluginRuntime,
     pub tenant: &'a Tenant,
+    /// The tenant's point rules and tier ladder, as [`config`] read them.
+    pub config: &'a PipelineConfig,
     /// `api.plugin_awards_max`.
     pub awards_max: usize,
+}
+
+/// What the pipeline runs with for one tenant: the enabled point rules in binding order, each
+/// with its version, and the current tier ladder.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineConfig {
+    pub rules: Vec<(Binding, PluginVersion)>,
+    pub ladder: Option<Ladder>,
+}
+
+/// The tenant's pipeline configuration, through the process's cache: binding or unbinding a
+/// plugin and defining tiers forget it when they commit (see [`crate::cache`]).
+pub async fn config(db: &Db, tenant: TenantId) -> AppResult<Arc<PipelineConfig>> {
+    db.caches()
+        .pipeline
+        .get_or_load(&tenant, async {
+            let conn = db.reader();
+            let bindings = plugin_repo::active_bindings(conn, tenant).await?;
+            let rules = if bindings.iter().any(|b| b.enabled) {
+                let versions: HashMap<PluginVersionId, PluginVersion> =
+                    plugin_repo::list_versions(conn, tenant, Some(PluginKind::PointRule))
+                        .await?
+                        .into_iter()
+                        .map(|v| (v.id, v))
+                        .collect();
+                bindings
+                    .into_iter()
+                    .filter(|b| b.enabled)
+                    // Other kinds (reward types, referral schemes) are not point rules.
+                    .filter_map(|b| versions.get(&b.plugin_version_id).cloned().map(|v| (b, v)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let ladder = crate::tiers::repo::current_ladder(conn, tenant).await?;
+            Ok(Arc::new(PipelineConfig { rules, ladder }))
+        })
+        .await
 }
 
 /// Longest reason code a rule may give (the ledger's column).
@@ -96,6 +138,17 @@ pub async fn read_snapshot(
     Ok((balances, snap))
 }
 
+/// [`read_snapshot`] with the ladder of `env`, also returning the statistics: what the point
+/// rules of an event are evaluated on before its write transaction begins.
+pub async fn read_snapshot_in(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    member: &Member,
+) -> AppResult<(Balances, MemberStats, sdk::MemberSnapshot)> {
+    let balances = ledger_repo::balances(conn, env.tenant.id, member.id).await?;
+    snapshot_with(conn, env, member, balances).await
+}
+
 /// Loads the member's balances (locking the member for the rest of the transaction) and
 /// statistics, and builds the snapshot.
 pub async fn lock_member(
@@ -105,8 +158,23 @@ pub async fn lock_member(
     now: DateTime<Utc>,
 ) -> AppResult<(Balances, MemberStats, sdk::MemberSnapshot)> {
     let balances = ledger_repo::lock_balances(conn, env.tenant.id, member.id, now).await?;
+    snapshot_with(conn, env, member, balances).await
+}
+
+async fn snapshot_with(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    member: &Member,
+    balances: Balances,
+) -> AppResult<(Balances, MemberStats, sdk::MemberSnapshot)> {
     let stats = super::repo::stats(conn, env.tenant.id, member.id).await?;
-    let tier = crate::tiers::service::snapshot_tier(conn, env.tenant.id, member.id).await?;
+    let tier = crate::tiers::service::snapshot_tier_on(
+        conn,
+        env.config.ladder.as_ref(),
+        env.tenant.id,
+        member.id,
+    )
+    .await?;
     let snap = snapshot(member, &balances, &stats, &env.tenant.currency, tier);
     Ok((balances, stats, snap))
 }
@@ -184,38 +252,36 @@ pub(crate) fn check_awards(
 }
 
 /// Runs the tenant's enabled point rules, in order, on one event. Failures are collected, not
-/// raised: a broken rule never blocks a purchase.
+/// raised: a broken rule never blocks a purchase. All rules of the event run in one task on
+/// the blocking pool (one hand-off per event, not per rule).
 pub async fn evaluate(
-    conn: &impl ConnectionTrait,
     env: Env<'_>,
     event: &sdk::MemberEvent,
     member: &sdk::MemberSnapshot,
     lines: usize,
     occurred_at: DateTime<Utc>,
 ) -> AppResult<(Vec<Proposed>, Vec<PluginError>)> {
-    let bindings = plugin_repo::active_bindings(conn, env.tenant.id).await?;
-    if bindings.iter().all(|b| !b.enabled) {
+    let rules = &env.config.rules;
+    if rules.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let versions: HashMap<PluginVersionId, PluginVersion> =
-        plugin_repo::list_versions(conn, env.tenant.id, Some(PluginKind::PointRule))
-            .await?
-            .into_iter()
-            .map(|v| (v.id, v))
-            .collect();
+    let mut calls = Vec::with_capacity(rules.len());
+    for (binding, version) in rules {
+        let plugin = env.runtime.version(env.db, version.id).await?;
+        calls.push((
+            plugin,
+            sdk::PointRuleInput {
+                event: event.clone(),
+                member: member.clone(),
+                config: binding.config.clone(),
+            },
+        ));
+    }
+    let answers = env.runtime.evaluate_point_rules(calls).await?;
     let mut proposed = Vec::new();
     let mut errors = Vec::new();
-    for binding in bindings.into_iter().filter(|b| b.enabled) {
-        let Some(version) = versions.get(&binding.plugin_version_id) else {
-            continue; // Not a point rule.
-        };
-        let plugin = env.runtime.version(env.db, version.id).await?;
-        let input = sdk::PointRuleInput {
-            event: event.clone(),
-            member: member.clone(),
-            config: binding.config.clone(),
-        };
-        let answer = match env.runtime.evaluate_point_rule(&plugin, input).await? {
+    for ((binding, version), answer) in rules.iter().zip(answers) {
+        let answer = match answer {
             Err(failure) => Err(plugin_error(
                 version,
                 failure.kind.code(),
@@ -247,11 +313,14 @@ pub async fn evaluate(
 }
 
 /// Credits the proposed awards and stores them against `source` (the purchase or member
-/// event). The caller announces them with [`announce`] after its own domain event.
+/// event, created in this transaction). The caller holds the member's lock ([`lock_member`]
+/// gave `balances`) and announces the awards with [`announce`] after its own domain event.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     conn: &impl ConnectionTrait,
     env: Env<'_>,
     member: MemberId,
+    balances: Balances,
     source: Uuid,
     event_ref: &str,
     proposed: Vec<Proposed>,
@@ -283,8 +352,8 @@ pub async fn apply(
             },
         });
     }
-    // One lock, a few multi-row INSERTs and one balance update for all of the event's awards.
-    let entries = earn_many_in(conn, env.tenant, member, specs, now).await?;
+    // A few multi-row INSERTs and one balance update for all of the event's awards.
+    let entries = earn_fresh_in(conn, env.tenant, member, balances, specs, now).await?;
     let awards: Vec<Award> = proposed
         .into_iter()
         .zip(entries)
@@ -315,6 +384,17 @@ pub async fn announce(
     errors: &[PluginError],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    let events = announcements(event_ref, awards, errors);
+    outbox::append_all(conn, env.tenant.id, Some(member), events, now).await
+}
+
+/// The outbox records [`announce`] appends, for a caller that appends them together with its
+/// own domain event in one statement.
+pub fn announcements(
+    event_ref: &str,
+    awards: &[Award],
+    errors: &[PluginError],
+) -> Vec<(&'static str, serde_json::Value)> {
     let mut events: Vec<(&str, serde_json::Value)> = awards
         .iter()
         .map(|award| {
@@ -344,7 +424,7 @@ pub async fn announce(
             }),
         )
     }));
-    outbox::append_all(conn, env.tenant.id, Some(member), events, now).await
+    events
 }
 
 /// The awards a simulation reports: what `apply` would write, without entries.

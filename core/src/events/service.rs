@@ -3,7 +3,7 @@
 //! and idempotent by its natural id (order id, return id, event id): the same id with the same
 //! request returns the stored answer and writes nothing; with another request it is CONFLICT.
 
-use super::pipeline::{self, Env};
+use super::pipeline::{self, Env, PipelineConfig};
 use super::{
     Award, CustomEventRequest, MemberRef, MemberStats, Outcome, Purchase, PurchaseLine,
     PurchaseRequest, PurchaseReturn, ReturnRequest, clawback_target, outbox, repo,
@@ -54,12 +54,14 @@ fn env<'a>(
     db: &'a Db,
     runtime: &'a PluginRuntime,
     tenant: &'a Tenant,
+    config: &'a PipelineConfig,
     api: &ApiSettings,
 ) -> Env<'a> {
     Env {
         db,
         runtime,
         tenant,
+        config,
         awards_max: api.plugin_awards_max,
     }
 }
@@ -146,6 +148,13 @@ async fn replay_purchase(
 }
 
 /// `recordPurchase`: the whole pipeline in one transaction (ADMIN or INTEGRATION).
+///
+/// The point rules run before the transaction, on the member as the reader sees them, so the
+/// write lock (SQLite's one writer, the member's row on PostgreSQL) is never held while
+/// plugins run. Under the lock the snapshot is read again; the rules' answer is used only
+/// when it is the same snapshot, and otherwise they run again on the locked one. Rules are
+/// pure functions of event, snapshot and config, so the result is what running them under
+/// the lock would give.
 pub async fn record_purchase(
     db: &Db,
     runtime: &PluginRuntime,
@@ -159,19 +168,16 @@ pub async fn record_purchase(
     let req = super::validate_purchase(&req, &tenant.currency, api.purchase_lines_max)?;
     let occurred_at = super::occurred_at(req.occurred_at, now)?;
     let hash = request_hash(&req)?;
-    let env = env(db, runtime, &tenant, api);
+    let config = pipeline::config(db, tenant.id).await?;
+    let env = env(db, runtime, &tenant, &config, api);
 
-    let txn = db.begin_write().await?;
-    let member = resolve_member(&txn, tenant.id, &req.member).await?;
-    if let Some(existing) = repo::find_purchase(&txn, tenant.id, &req.order_id).await? {
-        return replay_purchase(&txn, existing, &hash).await;
+    // Outside the write lock: a replay is answered from the reader, and the rules run.
+    let reader = db.reader();
+    let member = resolve_member(reader, tenant.id, &req.member).await?;
+    if let Some(existing) = repo::find_purchase(reader, tenant.id, &req.order_id).await? {
+        return replay_purchase(reader, existing, &hash).await;
     }
     pipeline::check_active(&member)?;
-    let (_, mut stats, snap) = pipeline::lock_member(&txn, env, &member, now).await?;
-    // A twin that held the member's lock before us has committed by now (PostgreSQL).
-    if let Some(existing) = repo::find_purchase(&txn, tenant.id, &req.order_id).await? {
-        return replay_purchase(&txn, existing, &hash).await;
-    }
     let mut purchase = new_purchase(&req, member.id, hash.clone(), occurred_at, now);
     let event_ref = order_ref(&purchase.order_id);
     let event = sdk::MemberEvent {
@@ -179,10 +185,34 @@ pub async fn record_purchase(
         occurred_at_ms: occurred_at.timestamp_millis(),
         kind: sdk_purchase(&purchase),
     };
-    let (proposed, errors) =
-        pipeline::evaluate(&txn, env, &event, &snap, purchase.lines.len(), occurred_at).await?;
-    let awards =
-        pipeline::apply(&txn, env, member.id, purchase.id, &event_ref, proposed, now).await?;
+    let lines = purchase.lines.len();
+    let (_, _, seen) = pipeline::read_snapshot_in(reader, env, &member).await?;
+    let early = pipeline::evaluate(env, &event, &seen, lines, occurred_at).await?;
+
+    let txn = db.begin_write().await?;
+    let member = resolve_member(&txn, tenant.id, &req.member).await?;
+    pipeline::check_active(&member)?;
+    let (balances, mut stats, snap) = pipeline::lock_member(&txn, env, &member, now).await?;
+    // Under the member's lock: a twin that held it before us has committed by now.
+    if let Some(existing) = repo::find_purchase(&txn, tenant.id, &req.order_id).await? {
+        return replay_purchase(&txn, existing, &hash).await;
+    }
+    let (proposed, errors) = if snap == seen {
+        early
+    } else {
+        pipeline::evaluate(env, &event, &snap, lines, occurred_at).await?
+    };
+    let awards = pipeline::apply(
+        &txn,
+        env,
+        member.id,
+        balances,
+        purchase.id,
+        &event_ref,
+        proposed,
+        now,
+    )
+    .await?;
     purchase.points_earned = awards.iter().map(|a| a.points).sum();
     if let Err(e) = repo::insert_purchase(&txn, tenant.id, &purchase).await {
         drop(txn);
@@ -208,10 +238,8 @@ pub async fn record_purchase(
             .map_or(occurred_at, |l| l.max(occurred_at)),
     );
     repo::save_stats(&txn, tenant.id, member.id, &stats, now).await?;
-    outbox::append(
-        &txn,
-        tenant.id,
-        Some(member.id),
+    // The purchase first, then what it earned and which rules failed: one statement.
+    let mut announced = vec![(
         "purchase.recorded",
         json!({
             "purchaseId": purchase.id,
@@ -224,14 +252,14 @@ pub async fn record_purchase(
             "lines": purchase.lines.len(),
             "points": purchase.points_earned,
         }),
-        now,
-    )
-    .await?;
-    pipeline::announce(&txn, env, member.id, &event_ref, &awards, &errors, now).await?;
+    )];
+    announced.extend(pipeline::announcements(&event_ref, &awards, &errors));
+    outbox::append_all(&txn, tenant.id, Some(member.id), announced, now).await?;
     // After the purchase's own records: a tier.upgraded it causes follows them.
-    crate::tiers::service::record_activity(
+    crate::tiers::service::record_activity_on(
         &txn,
         &tenant,
+        config.ladder.as_ref(),
         member.id,
         occurred_at,
         crate::tiers::Activity {
@@ -273,7 +301,8 @@ pub async fn simulate_purchase(
     let now = db.now();
     let req = super::validate_purchase(&req, &tenant.currency, api.purchase_lines_max)?;
     let occurred_at = super::occurred_at(req.occurred_at, now)?;
-    let env = env(db, runtime, &tenant, api);
+    let config = pipeline::config(db, tenant.id).await?;
+    let env = env(db, runtime, &tenant, &config, api);
     let conn = db.reader();
     let member = resolve_member(conn, tenant.id, &req.member).await?;
     pipeline::check_active(&member)?;
@@ -286,7 +315,7 @@ pub async fn simulate_purchase(
             req.order_id
         )));
     }
-    let (_, snap) = pipeline::read_snapshot(conn, &tenant, &member).await?;
+    let (_, _, snap) = pipeline::read_snapshot_in(conn, env, &member).await?;
     let purchase = new_purchase(&req, member.id, String::new(), occurred_at, now);
     let event = sdk::MemberEvent {
         id: order_ref(&purchase.order_id),
@@ -294,7 +323,7 @@ pub async fn simulate_purchase(
         kind: sdk_purchase(&purchase),
     };
     let (proposed, errors) =
-        pipeline::evaluate(conn, env, &event, &snap, purchase.lines.len(), occurred_at).await?;
+        pipeline::evaluate(env, &event, &snap, purchase.lines.len(), occurred_at).await?;
     Ok((
         Outcome {
             awards: pipeline::preview(&proposed),
@@ -566,7 +595,7 @@ pub async fn member_event_in(
     if let Some(existing) = repo::find_event(conn, env.tenant.id, event_id).await? {
         return replay_event(conn, existing, request_hash).await;
     }
-    let (_, _, snap) = pipeline::lock_member(conn, env, member, now).await?;
+    let (balances, _, snap) = pipeline::lock_member(conn, env, member, now).await?;
     if let Some(existing) = repo::find_event(conn, env.tenant.id, event_id).await? {
         return replay_event(conn, existing, request_hash).await;
     }
@@ -599,8 +628,9 @@ pub async fn member_event_in(
         occurred_at_ms: occurred_at.timestamp_millis(),
         kind,
     };
-    let (proposed, errors) = pipeline::evaluate(conn, env, &event, &snap, 0, occurred_at).await?;
-    let awards = pipeline::apply(conn, env, member.id, id, event_id, proposed, now).await?;
+    let (proposed, errors) = pipeline::evaluate(env, &event, &snap, 0, occurred_at).await?;
+    let awards =
+        pipeline::apply(conn, env, member.id, balances, id, event_id, proposed, now).await?;
     repo::insert_event(
         conn,
         env.tenant.id,
@@ -637,9 +667,10 @@ pub async fn member_event_in(
     };
     outbox::append(conn, env.tenant.id, Some(member.id), cause, payload, now).await?;
     pipeline::announce(conn, env, member.id, event_id, &awards, &errors, now).await?;
-    crate::tiers::service::record_activity(
+    crate::tiers::service::record_activity_on(
         conn,
         env.tenant,
+        env.config.ladder.as_ref(),
         member.id,
         occurred_at,
         crate::tiers::Activity {
@@ -745,7 +776,8 @@ pub async fn record_event(
     let properties = super::properties(req.properties.as_ref(), api.event_properties_bytes_max)?;
     let occurred_at = super::occurred_at(req.occurred_at, now)?;
     let hash = request_hash(&(&req.member, &event_type, &req.occurred_at, &properties))?;
-    let env = env(db, runtime, &tenant, api);
+    let config = pipeline::config(db, tenant.id).await?;
+    let env = env(db, runtime, &tenant, &config, api);
 
     let txn = db.begin_write().await?;
     let member = resolve_member(&txn, tenant.id, &req.member).await?;

@@ -103,11 +103,19 @@ pub async fn lock_balances(
     member: MemberId,
     now: DateTime<Utc>,
 ) -> AppResult<Balances> {
+    let lock = || {
+        ledger_balances::Entity::find_by_id(member.0)
+            .filter(ledger_balances::Column::TenantId.eq(tenant.0))
+            .lock_exclusive()
+            .one(conn)
+    };
+    // A member who has a row (nearly every one) is locked in one statement; the first entry
+    // of a member creates the row, then locks it.
+    if let Some(row) = lock().await? {
+        return Ok(balances_from(&row));
+    }
     ensure_balances(conn, tenant, member, now).await?;
-    let row = ledger_balances::Entity::find_by_id(member.0)
-        .filter(ledger_balances::Column::TenantId.eq(tenant.0))
-        .lock_exclusive()
-        .one(conn)
+    let row = lock()
         .await?
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("balance row vanished")))?;
     Ok(balances_from(&row))

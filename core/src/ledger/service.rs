@@ -268,7 +268,7 @@ pub async fn earn_many_in(
     for s in &specs {
         check_amount(s.points)?;
     }
-    let mut balances = repo::lock_balances(conn, tenant.id, member, now).await?;
+    let balances = repo::lock_balances(conn, tenant.id, member, now).await?;
     let keys: Vec<String> = specs.iter().filter_map(|s| s.natural_key.clone()).collect();
     if repo::any_natural_key(conn, tenant.id, &keys).await? {
         let mut out = Vec::with_capacity(specs.len());
@@ -281,6 +281,38 @@ pub async fn earn_many_in(
         }
         return Ok(out);
     }
+    write_earns(conn, tenant, member, balances, specs, now).await
+}
+
+/// [`earn_many_in`] for a caller that already holds the member's lock (`balances` were read
+/// under it in this transaction) and whose natural keys are all new, because they name a
+/// source created in this transaction (an event's awards). Skips the lock and the key lookup;
+/// a key that exists after all fails on its UNIQUE index, and the transaction with it.
+pub async fn earn_fresh_in(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    member: MemberId,
+    balances: Balances,
+    specs: Vec<EarnSpec>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Entry>> {
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    for s in &specs {
+        check_amount(s.points)?;
+    }
+    write_earns(conn, tenant, member, balances, specs, now).await
+}
+
+async fn write_earns(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    member: MemberId,
+    mut balances: Balances,
+    specs: Vec<EarnSpec>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Entry>> {
     let mut lots = Vec::with_capacity(specs.len());
     let mut entries = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -1096,5 +1128,6 @@ pub async fn set_points_policy(
         .await?
         .ok_or(AppError::not_found("tenant"))?;
     txn.commit().await?;
+    db.caches().forget_tenant(t.tenant_id);
     Ok(tenant)
 }

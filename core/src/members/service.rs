@@ -70,6 +70,7 @@ pub async fn enroll(
         .as_deref()
         .map(crate::referrals::normalize_code)
         .transpose()?;
+    let config = crate::events::pipeline::config(db, tenant.id).await?;
 
     let txn = db.begin_write().await?;
     if let Some(k) = &key {
@@ -101,6 +102,7 @@ pub async fn enroll(
         db,
         runtime,
         tenant: &tenant,
+        config: &config,
         awards_max: limits.plugin_awards_max,
     };
     crate::events::service::enrolled_in(&txn, env, &member, channel.as_deref(), now).await?;

@@ -100,17 +100,23 @@ impl PluginRuntime {
             .insert(id, plugin);
     }
 
-    /// Runs a point rule on one event (on the blocking pool).
-    pub async fn evaluate_point_rule(
+    /// Runs an event's point rules, in the order given, in one task on the blocking pool: one
+    /// hand-off for the event instead of one per rule. Each call still gets a fresh instance
+    /// and its own limits; one rule's failure does not stop the next.
+    #[allow(clippy::type_complexity)]
+    pub async fn evaluate_point_rules(
         &self,
-        plugin: &LoadedPlugin,
-        input: loyalty_sdk::PointRuleInput,
-    ) -> AppResult<Result<Outcome<Result<Vec<loyalty_sdk::Award>, String>>, Failure>> {
+        calls: Vec<(LoadedPlugin, loyalty_sdk::PointRuleInput)>,
+    ) -> AppResult<Vec<Result<Outcome<Result<Vec<loyalty_sdk::Award>, String>>, Failure>>> {
         let host = self.host.clone();
-        let plugin = plugin.clone();
-        tokio::task::spawn_blocking(move || host.evaluate_point_rule(&plugin, &input))
-            .await
-            .map_err(blocking_failed)
+        tokio::task::spawn_blocking(move || {
+            calls
+                .iter()
+                .map(|(plugin, input)| host.evaluate_point_rule(plugin, input))
+                .collect()
+        })
+        .await
+        .map_err(blocking_failed)
     }
 
     /// Asks a reward type for a quote (on the blocking pool).

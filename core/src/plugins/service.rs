@@ -276,6 +276,7 @@ pub async fn bind(
     }
     repo::insert_binding(&txn, &binding).await?;
     txn.commit().await?;
+    db.caches().forget_tenant(t.tenant_id);
     Ok((binding, version))
 }
 
@@ -338,6 +339,7 @@ pub async fn update_binding(
     binding.updated_at = db.now();
     repo::save_binding(&txn, &binding).await?;
     txn.commit().await?;
+    db.caches().forget_tenant(t.tenant_id);
     Ok((binding, version))
 }
 
@@ -359,6 +361,7 @@ pub async fn unbind(
         repo::save_binding(&txn, &binding).await?;
     }
     txn.commit().await?;
+    db.caches().forget_tenant(t.tenant_id);
     let version = visible_version(db, t, binding.plugin_version_id).await?;
     Ok((binding, version))
 }

@@ -426,5 +426,6 @@ pub async fn set_policy(
         .await?
         .ok_or(AppError::not_found("tenant"))?;
     txn.commit().await?;
+    db.caches().forget_tenant(t.tenant_id);
     Ok(tenant)
 }

@@ -43,6 +43,7 @@ pub async fn update(
         .await?
         .ok_or(AppError::not_found("tenant"))?;
     txn.commit().await?;
+    db.caches().forget_tenant(id);
     Ok(t)
 }
 
@@ -61,10 +62,16 @@ pub async fn get_cached(
     Ok(t)
 }
 
+/// The tenant, through the process's cache (see [`crate::cache`] for how fresh it is).
 pub async fn get(db: &Db, id: TenantId) -> AppResult<Tenant> {
-    repo::find(db.reader(), id)
-        .await?
-        .ok_or(AppError::not_found("tenant"))
+    db.caches()
+        .tenants
+        .get_or_load(&id, async {
+            repo::find(db.reader(), id)
+                .await?
+                .ok_or(AppError::not_found("tenant"))
+        })
+        .await
 }
 
 /// A tenant as its caller may see it: the platform key sees all, a tenant key its own.

@@ -113,6 +113,7 @@ pub async fn define(
     )
     .await?;
     txn.commit().await?;
+    db.caches().forget_tenant(t.tenant_id);
     Ok((ladder, Some(job)))
 }
 
@@ -138,15 +139,26 @@ pub async fn snapshot_tier(
     tenant: TenantId,
     member: MemberId,
 ) -> AppResult<sdk::Tier> {
+    let ladder = repo::current_ladder(conn, tenant).await?;
+    snapshot_tier_on(conn, ladder.as_ref(), tenant, member).await
+}
+
+/// [`snapshot_tier`] on a ladder the caller already has (the pipeline's cached one).
+pub async fn snapshot_tier_on(
+    conn: &impl ConnectionTrait,
+    ladder: Option<&Ladder>,
+    tenant: TenantId,
+    member: MemberId,
+) -> AppResult<sdk::Tier> {
     let base = sdk::Tier {
         name: String::new(),
         multiplier_bp: super::ONE_X_BP,
     };
-    let Some(ladder) = repo::current_ladder(conn, tenant).await? else {
+    let Some(ladder) = ladder else {
         return Ok(base);
     };
     let stored = repo::member_tier(conn, tenant, member).await?;
-    let rank = rank_of(&ladder, stored.as_ref());
+    let rank = rank_of(ladder, stored.as_ref());
     let def = &ladder.tiers[rank];
     Ok(sdk::Tier {
         name: def.name.clone(),
@@ -334,6 +346,33 @@ pub async fn record_activity(
     let Some(ladder) = repo::current_ladder(conn, tenant.id).await? else {
         return Ok(None);
     };
+    record_activity_on(
+        conn,
+        tenant,
+        Some(&ladder),
+        member,
+        occurred_at,
+        activity,
+        now,
+    )
+    .await
+}
+
+/// [`record_activity`] on a ladder the caller already has (the pipeline's cached one). A
+/// cached "no ladder" may be a moment old, so the activity is kept even then: the first
+/// ladder's rebuild replaces it, and an event that raced with that ladder loses nothing.
+pub async fn record_activity_on(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    ladder: Option<&Ladder>,
+    member: MemberId,
+    occurred_at: DateTime<Utc>,
+    activity: Activity,
+    now: DateTime<Utc>,
+) -> AppResult<Option<TierChange>> {
+    if activity.is_empty() {
+        return Ok(None);
+    }
     repo::add_activity(
         conn,
         tenant.id,
@@ -342,7 +381,10 @@ pub async fn record_activity(
         activity,
     )
     .await?;
-    upgrade_in(conn, tenant, &ladder, member, Source::Threshold, now).await
+    let Some(ladder) = ladder else {
+        return Ok(None);
+    };
+    upgrade_in(conn, tenant, ladder, member, Source::Threshold, now).await
 }
 
 /// Lifts the member to the highest tier the value reaches, if that is above the current one.
