@@ -246,6 +246,30 @@ impl TestServer {
         resp.json().await.expect("JSON response")
     }
 
+    /// Sends one request per element of `variables`, all at once (each from its own task),
+    /// and returns the responses in the same order.
+    pub async fn gql_at_once(&self, key: &str, query: &str, variables: Vec<Value>) -> Vec<Value> {
+        let tasks: Vec<_> = variables
+            .into_iter()
+            .map(|vars| {
+                let req = self
+                    .http
+                    .post(self.url("/graphql"))
+                    .bearer_auth(key)
+                    .json(&json!({ "query": query, "variables": vars }));
+                tokio::spawn(async move {
+                    let resp = req.send().await.expect("request sent");
+                    resp.json::<Value>().await.expect("JSON response")
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.expect("request task"));
+        }
+        out
+    }
+
     /// Like [`gql`](Self::gql) but panics on errors and returns `data`.
     pub async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
         let v = self.gql(Some(key), query, variables).await;

@@ -283,33 +283,9 @@ async fn purchases_are_idempotent_by_order_id(b: Backend) {
 
     // Ten identical requests at once, for a fresh member: one purchase, points once.
     let racer = s.enroll(&admin, json!({"externalId": "i-2"})).await;
-    let body = json!({"query": record_query(),
-                      "variables": {"i": single(&racer, "race-1", 1000)}});
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let (http, url, admin, body) = (
-            s.http.clone(),
-            s.url("/graphql"),
-            admin.clone(),
-            body.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let v: Value = http
-                .post(url)
-                .bearer_auth(admin)
-                .json(&body)
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            v
-        }));
-    }
+    let same = vec![json!({"i": single(&racer, "race-1", 1000)}); 10];
     let mut fresh = 0;
-    for t in tasks {
-        let v = t.await.expect("task");
+    for v in s.gql_at_once(&admin, &record_query(), same).await {
         assert_eq!(code(&v), "OK", "{v:#}");
         let p = &v["data"]["recordPurchase"];
         assert_eq!(total_points(&p["awards"]), 10, "{p:#}");

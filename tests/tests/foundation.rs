@@ -662,32 +662,16 @@ async fn enrol_is_idempotent_with_a_key(b: Backend) {
     assert_eq!(code(&v), "CONFLICT");
     // Concurrent retries with one key write one member.
     let input = json!({ "externalId": "i-3", "idempotencyKey": "req-3" });
-    let mut tasks = Vec::new();
-    for _ in 0..10 {
-        let http = s.http.clone();
-        let url = s.url("/graphql");
-        let admin = admin.clone();
-        let body = json!({ "query": ENROLL, "variables": { "i": input } });
-        tasks.push(tokio::spawn(async move {
-            let v: Value = http
-                .post(url)
-                .bearer_auth(admin)
-                .json(&body)
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
+    let ids: Vec<Option<String>> = s
+        .gql_at_once(&admin, ENROLL, vec![json!({ "i": input }); 10])
+        .await
+        .iter()
+        .map(|v| {
             v["data"]["enrollMember"]["member"]["id"]
                 .as_str()
                 .map(String::from)
-        }));
-    }
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.push(t.await.expect("task"));
-    }
+        })
+        .collect();
     assert!(
         ids.iter().all(|id| id.is_some() && *id == ids[0]),
         "{ids:?}"

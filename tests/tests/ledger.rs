@@ -186,35 +186,16 @@ async fn same_key_at_once_writes_one_entry(b: Backend) {
     let s = TestServer::start(b).await;
     let (_, admin) = s.tenant("ledger-idem").await;
     let member = s.enroll(&admin, json!({ "externalId": "idem" })).await;
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (http, url, admin, member) = (
-            s.http.clone(),
-            s.url("/graphql"),
-            admin.clone(),
-            member.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let body = json!({ "query": ADJUST, "variables": adjust(&member, 25, "same-key") });
-            let v: Value = http
-                .post(url)
-                .bearer_auth(admin)
-                .json(&body)
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
+    let ids: Vec<Option<String>> = s
+        .gql_at_once(&admin, ADJUST, vec![adjust(&member, 25, "same-key"); 20])
+        .await
+        .iter()
+        .map(|v| {
             v["data"]["adjustPoints"]["entry"]["id"]
                 .as_str()
                 .map(String::from)
-        }));
-    }
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.push(t.await.expect("task"));
-    }
+        })
+        .collect();
     assert!(ids.iter().all(|i| i.is_some() && *i == ids[0]), "{ids:?}");
     let data = s.ok(&admin, "query($id: ID!) { member(id: $id) { balance { available } history { edges { node { id } } } } }", json!({ "id": member })).await;
     assert_eq!(data["member"]["balance"]["available"], 25);

@@ -1824,27 +1824,11 @@ async fn concurrent_purchases_earn_what_they_would_one_after_another(b: Backend)
     let s = TestServer::start_clocked(b, at("2026-05-10T10:00:00Z")).await;
     let (_, admin) = tenant_in(&s, "race-club", "Europe/Amsterdam", Some("fashion-tiers")).await;
     let fay = s.enroll(&admin, json!({"externalId": "race-fay"})).await;
-    let body = |n: usize| json!({"query": RECORD, "variables": {"i": purchase(&fay, &format!("race-{n}"), 10_000)}});
-    let mut tasks = Vec::new();
-    for n in 0..10 {
-        let (http, url, admin, body) = (s.http.clone(), s.url("/graphql"), admin.clone(), body(n));
-        tasks.push(tokio::spawn(async move {
-            let v: Value = http
-                .post(url)
-                .bearer_auth(admin)
-                .json(&body)
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            v
-        }));
-    }
+    let orders = (0..10)
+        .map(|n| json!({"i": purchase(&fay, &format!("race-{n}"), 10_000)}))
+        .collect();
     let mut earned = Vec::new();
-    for t in tasks {
-        let v = t.await.expect("task");
+    for v in s.gql_at_once(&admin, RECORD, orders).await {
         assert_eq!(code(&v), "OK", "{v:#}");
         let p = &v["data"]["recordPurchase"];
         assert_eq!(p["pluginErrors"], json!([]), "{p:#}");

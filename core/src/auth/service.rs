@@ -82,17 +82,17 @@ pub async fn authenticate(db: &Db, platform_hash: &str, token: &str) -> AppResul
                 .caches()
                 .keys
                 .get_or_load(&id, async {
-                    let key = repo::find_key(db.reader(), id)
+                    let mut key = repo::find_key(db.reader(), id)
                         .await?
                         .ok_or(AppError::Unauthenticated)?;
-                    let revoked = key.revoked_at.is_some();
-                    let key = ApiKey::try_from(key.clone()).map(|k| KeyRecord {
-                        tenant_id: k.tenant_id,
-                        role: k.role,
-                        secret_hash: key.secret_hash,
-                        revoked,
-                    })?;
-                    Ok::<_, AppError>(key)
+                    let secret_hash = std::mem::take(&mut key.secret_hash);
+                    let key = ApiKey::try_from(key)?;
+                    Ok::<_, AppError>(KeyRecord {
+                        tenant_id: key.tenant_id,
+                        role: key.role,
+                        secret_hash,
+                        revoked: key.revoked_at.is_some(),
+                    })
                 })
                 .await?;
             if key.revoked || !super::hashes_match(&presented, &key.secret_hash) {

@@ -5,7 +5,7 @@
 use super::{Award, MemberStats, PluginError, outbox};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::ids::{MemberId, PluginVersionId, TenantId};
+use crate::ids::{MemberId, TenantId};
 use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_fresh_in};
 use crate::ledger::{Balances, repo as ledger_repo};
 use crate::members::Member;
@@ -48,23 +48,11 @@ pub async fn config(db: &Db, tenant: TenantId) -> AppResult<Arc<PipelineConfig>>
         .pipeline
         .get_or_load(&tenant, async {
             let conn = db.reader();
-            let bindings = plugin_repo::active_bindings(conn, tenant).await?;
-            let rules = if bindings.iter().any(|b| b.enabled) {
-                let versions: HashMap<PluginVersionId, PluginVersion> =
-                    plugin_repo::list_versions(conn, tenant, Some(PluginKind::PointRule))
-                        .await?
-                        .into_iter()
-                        .map(|v| (v.id, v))
-                        .collect();
-                bindings
-                    .into_iter()
-                    .filter(|b| b.enabled)
-                    // Other kinds (reward types, referral schemes) are not point rules.
-                    .filter_map(|b| versions.get(&b.plugin_version_id).cloned().map(|v| (b, v)))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let rules = plugin_repo::bound_versions(conn, tenant, Some(PluginKind::PointRule))
+                .await?
+                .into_iter()
+                .filter(|(b, _)| b.enabled)
+                .collect();
             let ladder = crate::tiers::repo::current_ladder(conn, tenant).await?;
             Ok(Arc::new(PipelineConfig { rules, ladder }))
         })
@@ -138,15 +126,15 @@ pub async fn read_snapshot(
     Ok((balances, snap))
 }
 
-/// [`read_snapshot`] with the ladder of `env`, also returning the statistics: what the point
-/// rules of an event are evaluated on before its write transaction begins.
+/// [`read_snapshot`] on the ladder of `env`, without a lock: what a purchase's point rules
+/// are evaluated on before its write transaction begins, and what a simulation shows.
 pub async fn read_snapshot_in(
     conn: &impl ConnectionTrait,
     env: Env<'_>,
     member: &Member,
-) -> AppResult<(Balances, MemberStats, sdk::MemberSnapshot)> {
+) -> AppResult<sdk::MemberSnapshot> {
     let balances = ledger_repo::balances(conn, env.tenant.id, member.id).await?;
-    snapshot_with(conn, env, member, balances).await
+    Ok(snapshot_with(conn, env, member, balances).await?.2)
 }
 
 /// Loads the member's balances (locking the member for the rest of the transaction) and

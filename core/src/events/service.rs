@@ -186,7 +186,7 @@ pub async fn record_purchase(
         kind: sdk_purchase(&purchase),
     };
     let lines = purchase.lines.len();
-    let (_, _, seen) = pipeline::read_snapshot_in(reader, env, &member).await?;
+    let seen = pipeline::read_snapshot_in(reader, env, &member).await?;
     let early = pipeline::evaluate(env, &event, &seen, lines, occurred_at).await?;
 
     let txn = db.begin_write().await?;
@@ -315,7 +315,7 @@ pub async fn simulate_purchase(
             req.order_id
         )));
     }
-    let (_, _, snap) = pipeline::read_snapshot_in(conn, env, &member).await?;
+    let snap = pipeline::read_snapshot_in(conn, env, &member).await?;
     let purchase = new_purchase(&req, member.id, String::new(), occurred_at, now);
     let event = sdk::MemberEvent {
         id: order_ref(&purchase.order_id),

@@ -265,9 +265,6 @@ pub async fn earn_many_in(
     if specs.is_empty() {
         return Ok(Vec::new());
     }
-    for s in &specs {
-        check_amount(s.points)?;
-    }
     let balances = repo::lock_balances(conn, tenant.id, member, now).await?;
     let keys: Vec<String> = specs.iter().filter_map(|s| s.natural_key.clone()).collect();
     if repo::any_natural_key(conn, tenant.id, &keys).await? {
@@ -281,7 +278,7 @@ pub async fn earn_many_in(
         }
         return Ok(out);
     }
-    write_earns(conn, tenant, member, balances, specs, now).await
+    earn_fresh_in(conn, tenant, member, balances, specs, now).await
 }
 
 /// [`earn_many_in`] for a caller that already holds the member's lock (`balances` were read
@@ -292,7 +289,7 @@ pub async fn earn_fresh_in(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
     member: MemberId,
-    balances: Balances,
+    mut balances: Balances,
     specs: Vec<EarnSpec>,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Entry>> {
@@ -302,17 +299,6 @@ pub async fn earn_fresh_in(
     for s in &specs {
         check_amount(s.points)?;
     }
-    write_earns(conn, tenant, member, balances, specs, now).await
-}
-
-async fn write_earns(
-    conn: &impl ConnectionTrait,
-    tenant: &Tenant,
-    member: MemberId,
-    mut balances: Balances,
-    specs: Vec<EarnSpec>,
-    now: DateTime<Utc>,
-) -> AppResult<Vec<Entry>> {
     let mut lots = Vec::with_capacity(specs.len());
     let mut entries = Vec::with_capacity(specs.len());
     for spec in specs {

@@ -283,6 +283,37 @@ pub async fn active_bindings(
     Ok(list)
 }
 
+/// The tenant's bindings that are not removed, in run order, each with its version. With
+/// `kind`, only the bindings of plugins of that kind; without, a binding whose version is
+/// missing is an internal error (the registry never removes a bound version).
+pub async fn bound_versions(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    kind: Option<PluginKind>,
+) -> AppResult<Vec<(Binding, PluginVersion)>> {
+    let bindings = active_bindings(conn, tenant).await?;
+    let versions: std::collections::HashMap<PluginVersionId, PluginVersion> =
+        list_versions(conn, tenant, kind)
+            .await?
+            .into_iter()
+            .map(|v| (v.id, v))
+            .collect();
+    let mut out = Vec::with_capacity(bindings.len());
+    for b in bindings {
+        match versions.get(&b.plugin_version_id) {
+            Some(v) => out.push((b, v.clone())),
+            None if kind.is_some() => {} // A plugin of another kind.
+            None => {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "binding {} has no version",
+                    b.id
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub async fn count_active_bindings(
     conn: &impl ConnectionTrait,
     tenant: TenantId,

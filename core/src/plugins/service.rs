@@ -13,7 +13,6 @@ use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{PluginBindingId, PluginVersionId, TenantId};
 use base64::Engine as _;
 use loyalty_plugin_host::{FailureKind, LoadError, LoadedPlugin};
-use std::collections::HashMap;
 
 /// Registers every first-party plugin carried by this binary, so all tenants can bind it.
 /// Safe to run on every start and from several replicas at once.
@@ -379,20 +378,5 @@ pub async fn versions(
 /// The caller's tenant's bindings that are not removed, in run order, with their versions.
 pub async fn bindings(db: &Db, principal: &Principal) -> AppResult<Vec<(Binding, PluginVersion)>> {
     let t = principal.require_tenant(Access::Read)?;
-    let bindings = repo::active_bindings(db.reader(), t.tenant_id).await?;
-    let versions: HashMap<PluginVersionId, PluginVersion> =
-        repo::list_versions(db.reader(), t.tenant_id, None)
-            .await?
-            .into_iter()
-            .map(|v| (v.id, v))
-            .collect();
-    bindings
-        .into_iter()
-        .map(|b| {
-            let v = versions.get(&b.plugin_version_id).cloned().ok_or_else(|| {
-                AppError::internal(anyhow::anyhow!("binding {} has no version", b.id))
-            })?;
-            Ok((b, v))
-        })
-        .collect()
+    repo::bound_versions(db.reader(), t.tenant_id, None).await
 }

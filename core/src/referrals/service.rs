@@ -7,7 +7,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::pipeline::Env;
 use crate::events::{PluginError, outbox, pipeline};
-use crate::ids::{MemberId, PluginVersionId};
+use crate::ids::MemberId;
 use crate::ledger::service::{EarnSpec, Source, earn_in};
 use crate::members::{self, Member, MemberStatus};
 use crate::pagination::{Page, PageRequest};
@@ -164,21 +164,13 @@ pub async fn qualify_in(
     if referral.status != Status::Pending {
         return Ok(Vec::new());
     }
-    let bindings: Vec<_> = plugin_repo::active_bindings(conn, tenant.id)
-        .await?
-        .into_iter()
-        .filter(|b| b.enabled)
-        .collect();
-    let versions: HashMap<PluginVersionId, PluginVersion> =
-        plugin_repo::list_versions(conn, tenant.id, Some(PluginKind::ReferralScheme))
+    let schemes: Vec<_> =
+        plugin_repo::bound_versions(conn, tenant.id, Some(PluginKind::ReferralScheme))
             .await?
             .into_iter()
-            .map(|v| (v.id, v))
+            .filter(|(b, _)| b.enabled)
             .collect();
-    if !bindings
-        .iter()
-        .any(|b| versions.contains_key(&b.plugin_version_id))
-    {
+    if schemes.is_empty() {
         return Ok(Vec::new());
     }
     let Some((referrer, referrer_snap)) = snapshot_of(conn, tenant, referral.referrer_id).await?
@@ -201,10 +193,7 @@ pub async fn qualify_in(
     }
 
     let mut errors = Vec::new();
-    for binding in bindings {
-        let Some(version) = versions.get(&binding.plugin_version_id) else {
-            continue;
-        };
+    for (binding, version) in &schemes {
         let plugin = env.runtime.version(env.db, version.id).await?;
         let input = sdk::ReferralInput {
             referrer: referrer_snap.clone(),
