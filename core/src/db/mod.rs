@@ -6,7 +6,10 @@
 //! which reads before it writes holds the write lock from its first statement. PostgreSQL uses
 //! one pool for both roles at READ COMMITTED.
 
+pub mod batch;
 pub mod entities;
+
+pub use batch::Batch;
 
 use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;

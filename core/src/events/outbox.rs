@@ -9,6 +9,7 @@
 //! `referral.attributed`, `referral.qualified`, `referral.refused`.
 //! An event's own record comes first, then the points it earned.
 
+use crate::db::Batch;
 use crate::db::entities::outbox_events;
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
@@ -52,8 +53,22 @@ pub async fn append_all(
     events: Vec<(&str, serde_json::Value)>,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    append_all_into(&mut batch, tenant, member, events, now);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`append_all`] as part of a [`Batch`]: the records keep their order (ids are assigned
+/// here, in order).
+pub fn append_all_into(
+    batch: &mut Batch,
+    tenant: TenantId,
+    member: Option<MemberId>,
+    events: Vec<(&str, serde_json::Value)>,
+    now: DateTime<Utc>,
+) {
     if events.is_empty() {
-        return Ok(());
+        return;
     }
     // Few columns per row: 500 rows stay far below both databases' bind limits.
     let rows: Vec<_> = events
@@ -71,11 +86,8 @@ pub async fn append_all(
         })
         .collect();
     for chunk in rows.chunks(500) {
-        outbox_events::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(conn)
-            .await?;
+        batch.insert(outbox_events::Entity::insert_many(chunk.to_vec()));
     }
-    Ok(())
 }
 
 /// The tenant's events, oldest first, optionally of one kind or about one member.

@@ -2,11 +2,12 @@
 //! ledger entries for their awards, and the outbox records of what happened. The callers
 //! (`service.rs`, the birthday job, enrolment) own the transaction and the idempotency check.
 
-use super::{Award, MemberStats, PluginError, outbox};
-use crate::db::Db;
+use super::repo::MemberState;
+use super::{Award, MemberRef, MemberStats, PluginError, outbox};
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
-use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_fresh_in};
+use crate::ledger::service::{EarnSpec, POINTS_PER_ENTRY_MAX, Source, earn_fresh_into};
 use crate::ledger::{Balances, repo as ledger_repo};
 use crate::members::Member;
 use crate::plugins::runtime::PluginRuntime;
@@ -135,6 +136,67 @@ pub async fn read_snapshot_in(
 ) -> AppResult<sdk::MemberSnapshot> {
     let balances = ledger_repo::balances(conn, env.tenant.id, member.id).await?;
     Ok(snapshot_with(conn, env, member, balances).await?.2)
+}
+
+/// The member and the snapshot plugins see, from one query without a lock (`NOT_FOUND` when
+/// there is no such member): what a purchase's point rules are evaluated on before its write
+/// transaction begins.
+pub async fn read_state(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    who: &MemberRef,
+) -> AppResult<(MemberState, sdk::MemberSnapshot)> {
+    let state = super::repo::member_state(conn, env.tenant.id, who)
+        .await?
+        .ok_or(AppError::not_found("member"))?;
+    let balances = state.balances.unwrap_or_default();
+    let snap = state_snapshot(env, &state, &balances);
+    Ok((state, snap))
+}
+
+/// [`read_state`] under the member's lock, held for the rest of the transaction. Returns the
+/// state, its balances and the snapshot.
+///
+/// SQLite: one query. The transaction began `IMMEDIATE`, so it holds the one write lock and
+/// its first read already sees every committed event of the member.
+/// PostgreSQL: the balance row is locked first (`FOR UPDATE`), then the state is read in a
+/// statement of its own, whose snapshot is taken after the lock was granted and so includes
+/// what a concurrent event of the member committed while we waited (READ COMMITTED).
+pub async fn lock_state(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    member: MemberId,
+    now: DateTime<Utc>,
+) -> AppResult<(MemberState, Balances, sdk::MemberSnapshot)> {
+    let who = MemberRef::Id(member);
+    let tenant = env.tenant.id;
+    let locked = match conn.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => None,
+        _ => Some(ledger_repo::lock_balances(conn, tenant, member, now).await?),
+    };
+    let state = super::repo::member_state(conn, tenant, &who)
+        .await?
+        .ok_or(AppError::not_found("member"))?;
+    let balances = match (locked, &state.balances) {
+        (Some(b), _) => b,
+        (None, Some(b)) => *b,
+        // The member's first entry: create the row (and lock it).
+        (None, None) => ledger_repo::lock_balances(conn, tenant, member, now).await?,
+    };
+    let snap = state_snapshot(env, &state, &balances);
+    Ok((state, balances, snap))
+}
+
+fn state_snapshot(env: Env<'_>, state: &MemberState, balances: &Balances) -> sdk::MemberSnapshot {
+    let tier =
+        crate::tiers::service::snapshot_tier_of(env.config.ladder.as_ref(), state.tier.as_ref());
+    snapshot(
+        &state.member,
+        balances,
+        &state.stats,
+        &env.tenant.currency,
+        tier,
+    )
 }
 
 /// Loads the member's balances (locking the member for the rest of the transaction) and
@@ -314,6 +376,27 @@ pub async fn apply(
     proposed: Vec<Proposed>,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Award>> {
+    let mut batch = Batch::on(conn);
+    let awards = apply_into(
+        &mut batch, env, member, balances, source, event_ref, proposed, now,
+    )?;
+    batch.run(conn).await?;
+    Ok(awards)
+}
+
+/// [`apply`] as part of a [`Batch`]: the awards' lots, entries, lines, the member's balances
+/// and the awards themselves, in that order.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_into(
+    batch: &mut Batch,
+    env: Env<'_>,
+    member: MemberId,
+    balances: Balances,
+    source: Uuid,
+    event_ref: &str,
+    proposed: Vec<Proposed>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Award>> {
     let mut per_binding: HashMap<Uuid, u32> = HashMap::new();
     let mut specs = Vec::with_capacity(proposed.len());
     for p in &proposed {
@@ -341,7 +424,7 @@ pub async fn apply(
         });
     }
     // A few multi-row INSERTs and one balance update for all of the event's awards.
-    let entries = earn_fresh_in(conn, env.tenant, member, balances, specs, now).await?;
+    let entries = earn_fresh_into(batch, env.tenant, member, balances, specs, now)?;
     let awards: Vec<Award> = proposed
         .into_iter()
         .zip(entries)
@@ -357,7 +440,7 @@ pub async fn apply(
             clawed_back: 0,
         })
         .collect();
-    super::repo::insert_awards(conn, env.tenant.id, member, source, &awards, now).await?;
+    super::repo::insert_awards_into(batch, env.tenant.id, member, source, &awards, now)?;
     Ok(awards)
 }
 

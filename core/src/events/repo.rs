@@ -1,16 +1,22 @@
 //! Queries of the events pipeline. Every function takes the tenant first and filters by it.
 
-use super::{Award, Channel, MemberStats, Purchase, PurchaseLine, PurchaseReturn};
+use super::{Award, Channel, MemberRef, MemberStats, Purchase, PurchaseLine, PurchaseReturn};
+use crate::db::Batch;
 use crate::db::entities::{
-    event_awards, member_events, member_stats, purchase_lines, purchase_returns, purchases,
+    event_awards, ledger_balances, member_events, member_stats, member_tiers, members,
+    purchase_lines, purchase_returns, purchases, referrals,
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
+use crate::ledger::Balances;
+use crate::members::Member;
 use crate::pagination::{Page, PageRequest};
+use crate::referrals::Referral;
+use crate::tiers::MemberTier;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel,
+    Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -77,7 +83,14 @@ pub async fn insert_purchase(
     tenant: TenantId,
     p: &Purchase,
 ) -> AppResult<()> {
-    purchases::Entity::insert(
+    let mut batch = Batch::on(conn);
+    insert_purchase_into(&mut batch, tenant, p);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`insert_purchase`] as part of a [`Batch`]: the purchase, then its lines.
+pub fn insert_purchase_into(batch: &mut Batch, tenant: TenantId, p: &Purchase) {
+    batch.insert(purchases::Entity::insert(
         purchases::Model {
             id: p.id,
             tenant_id: tenant.0,
@@ -94,9 +107,7 @@ pub async fn insert_purchase(
             created_at: p.created_at,
         }
         .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    ));
     if !p.lines.is_empty() {
         let rows = p.lines.iter().map(|l| {
             purchase_lines::Model {
@@ -111,11 +122,8 @@ pub async fn insert_purchase(
             }
             .into_active_model()
         });
-        purchase_lines::Entity::insert_many(rows)
-            .exec_without_returning(conn)
-            .await?;
+        batch.insert(purchase_lines::Entity::insert_many(rows));
     }
-    Ok(())
 }
 
 /// Saves what changes on a purchase after it was recorded: points earned, returned amount and
@@ -315,6 +323,20 @@ pub async fn insert_awards(
     awards: &[Award],
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    insert_awards_into(&mut batch, tenant, member, source, awards, now)?;
+    Ok(batch.run(conn).await?)
+}
+
+/// [`insert_awards`] as part of a [`Batch`] (after the awards' entries).
+pub fn insert_awards_into(
+    batch: &mut Batch,
+    tenant: TenantId,
+    member: MemberId,
+    source: Uuid,
+    awards: &[Award],
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let rows = awards
         .iter()
         .map(|a| {
@@ -340,9 +362,7 @@ pub async fn insert_awards(
         })
         .collect::<AppResult<Vec<_>>>()?;
     for chunk in rows.chunks(500) {
-        event_awards::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(conn)
-            .await?;
+        batch.insert(event_awards::Entity::insert_many(chunk.to_vec()));
     }
     Ok(())
 }
@@ -383,6 +403,19 @@ pub async fn save_stats(
     s: &MemberStats,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    save_stats_into(&mut batch, tenant, member, s, now);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`save_stats`] as part of a [`Batch`].
+pub fn save_stats_into(
+    batch: &mut Batch,
+    tenant: TenantId,
+    member: MemberId,
+    s: &MemberStats,
+    now: DateTime<Utc>,
+) {
     use sea_orm::sea_query::OnConflict;
     let model = member_stats::Model {
         member_id: member.0,
@@ -393,21 +426,18 @@ pub async fn save_stats(
         last_purchase_at: s.last_purchase_at,
         updated_at: now,
     };
-    member_stats::Entity::insert(model.into_active_model())
-        .on_conflict(
-            OnConflict::column(member_stats::Column::MemberId)
-                .update_columns([
-                    member_stats::Column::LifetimeSpend,
-                    member_stats::Column::PurchaseCount,
-                    member_stats::Column::FirstPurchaseAt,
-                    member_stats::Column::LastPurchaseAt,
-                    member_stats::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    let upsert = member_stats::Entity::insert(model.into_active_model()).on_conflict(
+        OnConflict::column(member_stats::Column::MemberId)
+            .update_columns([
+                member_stats::Column::LifetimeSpend,
+                member_stats::Column::PurchaseCount,
+                member_stats::Column::FirstPurchaseAt,
+                member_stats::Column::LastPurchaseAt,
+                member_stats::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    );
+    batch.insert(upsert);
 }
 
 /// Midnight at the start of `date` in `tz`, in UTC (the first instant of the day when a DST
@@ -503,4 +533,126 @@ mod tests {
         let [_, _, month, _] = periods(chrono_tz::Europe::Amsterdam, t("2026-10-31T23:30:00Z"));
         assert_eq!(month.0, t("2026-10-31T23:00:00Z"));
     }
+}
+
+/// What an event reads of its member before it writes: the member, balances (`None` before
+/// the member's first entry), purchase statistics, stored tier and the referral that brought
+/// them (`None` when nobody referred them).
+#[derive(Clone, Debug)]
+pub struct MemberState {
+    pub member: Member,
+    pub balances: Option<Balances>,
+    pub stats: MemberStats,
+    pub tier: Option<MemberTier>,
+    pub referral: Option<Referral>,
+}
+
+/// Selects every column of `E` as `{prefix}{column}`.
+fn select_prefixed<E: EntityTrait>(q: &mut sea_orm::sea_query::SelectStatement, prefix: &str) {
+    use sea_orm::IdenStatic;
+    use sea_orm::sea_query::{Alias, Expr};
+    for c in E::Column::iter() {
+        q.expr_as(
+            Expr::col((E::default(), c)),
+            Alias::new(format!("{prefix}{}", c.as_str())),
+        );
+    }
+}
+
+/// Left-joins the member's row of `E` (its `member` column is the member's id, in the
+/// member's tenant) and selects its columns as `{prefix}{column}`.
+fn join_member_row<E: EntityTrait>(
+    q: &mut sea_orm::sea_query::SelectStatement,
+    prefix: &str,
+    member: E::Column,
+    tenant: E::Column,
+) {
+    use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
+    select_prefixed::<E>(q, prefix);
+    let on = Expr::col((E::default(), member))
+        .eq(Expr::col((members::Entity, members::Column::Id)))
+        .and(
+            Expr::col((E::default(), tenant))
+                .eq(Expr::col((members::Entity, members::Column::TenantId))),
+        );
+    q.join(JoinType::LeftJoin, E::default(), on);
+}
+
+/// [`MemberState`] in one query (members joined with their balance, statistics, tier and
+/// referral rows), without a lock. `None` when there is no such member.
+///
+/// Not for locking on PostgreSQL: `FOR UPDATE OF ledger_balances` on this join would wait for
+/// a concurrent event of the member and then re-read only the balance row, while statistics
+/// and tier still came from the snapshot taken before the wait. Lock first
+/// (`ledger::repo::lock_balances`), then read (see `events::pipeline::lock_state`).
+pub async fn member_state(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    who: &MemberRef,
+) -> AppResult<Option<MemberState>> {
+    use ledger_balances::Column as B;
+    use member_stats::Column as S;
+    use member_tiers::Column as T;
+    use referrals::Column as R;
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let member = |c: members::Column| Expr::col((members::Entity, c));
+    let mut q = Query::select();
+    q.from(members::Entity);
+    select_prefixed::<members::Entity>(&mut q, "m_");
+    join_member_row::<ledger_balances::Entity>(&mut q, "b_", B::MemberId, B::TenantId);
+    join_member_row::<member_stats::Entity>(&mut q, "s_", S::MemberId, S::TenantId);
+    join_member_row::<member_tiers::Entity>(&mut q, "t_", T::MemberId, T::TenantId);
+    join_member_row::<referrals::Entity>(&mut q, "r_", R::RefereeId, R::TenantId);
+    q.and_where(member(members::Column::TenantId).eq(tenant.0));
+    match who {
+        MemberRef::Id(id) => q.and_where(member(members::Column::Id).eq(id.0)),
+        MemberRef::External(e) => q.and_where(member(members::Column::ExternalId).eq(e.as_str())),
+    };
+    let Some(row) = conn.query_one(&q).await? else {
+        return Ok(None);
+    };
+    // A joined row is there when its key is not NULL; then every column must decode.
+    let present = |prefix: &str, key: &str| -> AppResult<bool> {
+        Ok(row.try_get::<Option<Uuid>>(prefix, key)?.is_some())
+    };
+    let member = crate::members::repo::to_domain(members::Model::from_query_result(&row, "m_")?)?;
+    let balances = if present("b_", "member_id")? {
+        Some(crate::ledger::repo::balances_from(
+            &ledger_balances::Model::from_query_result(&row, "b_")?,
+        ))
+    } else {
+        None
+    };
+    let stats = if present("s_", "member_id")? {
+        let m = member_stats::Model::from_query_result(&row, "s_")?;
+        MemberStats {
+            lifetime_spend: m.lifetime_spend,
+            purchase_count: m.purchase_count,
+            first_purchase_at: m.first_purchase_at,
+            last_purchase_at: m.last_purchase_at,
+        }
+    } else {
+        MemberStats::default()
+    };
+    let tier = if present("t_", "member_id")? {
+        Some(crate::tiers::repo::member_tier_from(
+            member_tiers::Model::from_query_result(&row, "t_")?,
+        )?)
+    } else {
+        None
+    };
+    let referral = if present("r_", "id")? {
+        Some(crate::referrals::repo::referral_from(
+            referrals::Model::from_query_result(&row, "r_")?,
+        )?)
+    } else {
+        None
+    };
+    Ok(Some(MemberState {
+        member,
+        balances,
+        stats,
+        tier,
+        referral,
+    }))
 }

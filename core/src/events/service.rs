@@ -10,7 +10,7 @@ use super::{
 };
 use crate::auth::{Access, Principal};
 use crate::config::ApiSettings;
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
 use crate::ledger::service::clawback_in;
@@ -173,7 +173,8 @@ pub async fn record_purchase(
 
     // Outside the write lock: a replay is answered from the reader, and the rules run.
     let reader = db.reader();
-    let member = resolve_member(reader, tenant.id, &req.member).await?;
+    let (seen_state, seen) = pipeline::read_state(reader, env, &req.member).await?;
+    let member = seen_state.member;
     if let Some(existing) = repo::find_purchase(reader, tenant.id, &req.order_id).await? {
         return replay_purchase(reader, existing, &hash).await;
     }
@@ -186,24 +187,24 @@ pub async fn record_purchase(
         kind: sdk_purchase(&purchase),
     };
     let lines = purchase.lines.len();
-    let seen = pipeline::read_snapshot_in(reader, env, &member).await?;
     let early = pipeline::evaluate(env, &event, &seen, lines, occurred_at).await?;
 
     let txn = db.begin_write().await?;
-    let member = resolve_member(&txn, tenant.id, &req.member).await?;
+    let (state, balances, snap) = pipeline::lock_state(&txn, env, member.id, now).await?;
+    let member = state.member;
+    let mut stats = state.stats;
     pipeline::check_active(&member)?;
-    let (balances, mut stats, snap) = pipeline::lock_member(&txn, env, &member, now).await?;
-    // Under the member's lock: a twin that held it before us has committed by now.
-    if let Some(existing) = repo::find_purchase(&txn, tenant.id, &req.order_id).await? {
-        return replay_purchase(&txn, existing, &hash).await;
-    }
+    // A twin that held the lock before us has changed the snapshot, so the rules run again;
+    // its purchase row then fails ours on the order id's UNIQUE index, below.
     let (proposed, errors) = if snap == seen {
         early
     } else {
         pipeline::evaluate(env, &event, &snap, lines, occurred_at).await?
     };
-    let awards = pipeline::apply(
-        &txn,
+    // Every write up to the tier check in one round trip, the purchase first.
+    let mut earned = Batch::on(&txn);
+    let awards = pipeline::apply_into(
+        &mut earned,
         env,
         member.id,
         balances,
@@ -211,20 +212,11 @@ pub async fn record_purchase(
         &event_ref,
         proposed,
         now,
-    )
-    .await?;
+    )?;
     purchase.points_earned = awards.iter().map(|a| a.points).sum();
-    if let Err(e) = repo::insert_purchase(&txn, tenant.id, &purchase).await {
-        drop(txn);
-        if !e.is_unique_violation() {
-            return Err(e);
-        }
-        // The same order id for another member, recorded concurrently.
-        let existing = repo::find_purchase(db.reader(), tenant.id, &req.order_id)
-            .await?
-            .ok_or(e)?;
-        return replay_purchase(db.reader(), existing, &hash).await;
-    }
+    let mut batch = Batch::on(&txn);
+    repo::insert_purchase_into(&mut batch, tenant.id, &purchase);
+    batch.append(earned);
     stats.lifetime_spend = stats.lifetime_spend.saturating_add(purchase.total);
     stats.purchase_count += 1;
     stats.first_purchase_at = Some(
@@ -237,8 +229,8 @@ pub async fn record_purchase(
             .last_purchase_at
             .map_or(occurred_at, |l| l.max(occurred_at)),
     );
-    repo::save_stats(&txn, tenant.id, member.id, &stats, now).await?;
-    // The purchase first, then what it earned and which rules failed: one statement.
+    repo::save_stats_into(&mut batch, tenant.id, member.id, &stats, now);
+    // The purchase first, then what it earned and which rules failed.
     let mut announced = vec![(
         "purchase.recorded",
         json!({
@@ -254,25 +246,45 @@ pub async fn record_purchase(
         }),
     )];
     announced.extend(pipeline::announcements(&event_ref, &awards, &errors));
-    outbox::append_all(&txn, tenant.id, Some(member.id), announced, now).await?;
-    // After the purchase's own records: a tier.upgraded it causes follows them.
-    crate::tiers::service::record_activity_on(
-        &txn,
+    outbox::append_all_into(&mut batch, tenant.id, Some(member.id), announced, now);
+    let activity = crate::tiers::Activity {
+        points: purchase.points_earned,
+        spend: purchase.total,
+        purchases: 1,
+    };
+    crate::tiers::service::record_activity_into(
+        &mut batch,
         &tenant,
-        config.ladder.as_ref(),
         member.id,
         occurred_at,
-        crate::tiers::Activity {
-            points: purchase.points_earned,
-            spend: purchase.total,
-            purchases: 1,
-        },
+        activity,
+    );
+    if let Err(e) = batch.run(&txn).await {
+        let e = AppError::from(e);
+        drop(txn);
+        if !e.is_unique_violation() {
+            return Err(e);
+        }
+        // The same order id, recorded concurrently (for this member or another).
+        let existing = repo::find_purchase(db.reader(), tenant.id, &req.order_id)
+            .await?
+            .ok_or(e)?;
+        return replay_purchase(db.reader(), existing, &hash).await;
+    }
+    // After the purchase's own records: a tier.upgraded it causes follows them.
+    let ladder = config.ladder.as_ref();
+    crate::tiers::service::upgrade_on(&txn, &tenant, ladder, member.id, state.tier, now).await?;
+    let referral_errors = crate::referrals::service::qualify_with(
+        &txn,
+        env,
+        &member,
+        state.referral,
+        &snap,
+        &event,
+        occurred_at,
         now,
     )
     .await?;
-    let referral_errors =
-        crate::referrals::service::qualify_in(&txn, env, &member, &snap, &event, occurred_at, now)
-            .await?;
     pipeline::announce(&txn, env, member.id, &event_ref, &[], &referral_errors, now).await?;
     let mut errors = errors;
     errors.extend(referral_errors);

@@ -1,6 +1,7 @@
 //! Queries of the ledger. Every function takes the tenant (or a row already scoped by it).
 
 use super::{Account, Balances, EntryKind, Line, LotState};
+use crate::db::Batch;
 use crate::db::entities::{
     ledger_allocations, ledger_balances, ledger_entries, ledger_holds, ledger_lines, ledger_lots,
 };
@@ -84,7 +85,7 @@ pub async fn ensure_balances(
     Ok(())
 }
 
-fn balances_from(m: &ledger_balances::Model) -> Balances {
+pub(crate) fn balances_from(m: &ledger_balances::Model) -> Balances {
     Balances {
         available: m.available,
         pending: m.pending,
@@ -142,7 +143,20 @@ pub async fn save_balances(
     b: &Balances,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    ledger_balances::Entity::update_many()
+    let mut batch = Batch::on(conn);
+    save_balances_into(&mut batch, tenant, member, b, now);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`save_balances`] as part of a [`Batch`].
+pub fn save_balances_into(
+    batch: &mut Batch,
+    tenant: TenantId,
+    member: MemberId,
+    b: &Balances,
+    now: DateTime<Utc>,
+) {
+    let update = ledger_balances::Entity::update_many()
         .col_expr(ledger_balances::Column::Available, b.available.into())
         .col_expr(ledger_balances::Column::Pending, b.pending.into())
         .col_expr(ledger_balances::Column::Held, b.held.into())
@@ -160,10 +174,8 @@ pub async fn save_balances(
         )
         .col_expr(ledger_balances::Column::UpdatedAt, now.into())
         .filter(ledger_balances::Column::MemberId.eq(member.0))
-        .filter(ledger_balances::Column::TenantId.eq(tenant.0))
-        .exec(conn)
-        .await?;
-    Ok(())
+        .filter(ledger_balances::Column::TenantId.eq(tenant.0));
+    batch.update(update);
 }
 
 pub async fn insert_entry(conn: &impl ConnectionTrait, e: &Entry, lines: &[Line]) -> AppResult<()> {
@@ -245,16 +257,20 @@ const ROWS_PER_INSERT: usize = 500;
 
 /// Inserts several lots in as few statements as the bind limits allow.
 pub async fn insert_lots(conn: &impl ConnectionTrait, lots: Vec<Lot>) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    insert_lots_into(&mut batch, lots);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`insert_lots`] as part of a [`Batch`].
+pub fn insert_lots_into(batch: &mut Batch, lots: Vec<Lot>) {
     let rows: Vec<_> = lots
         .into_iter()
         .map(IntoActiveModel::into_active_model)
         .collect();
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        ledger_lots::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(conn)
-            .await?;
+        batch.insert(ledger_lots::Entity::insert_many(chunk.to_vec()));
     }
-    Ok(())
 }
 
 /// Inserts several entries and their lines (a few statements, whatever their number).
@@ -262,43 +278,53 @@ pub async fn insert_entries(
     conn: &impl ConnectionTrait,
     entries: &[(Entry, Vec<Line>)],
 ) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    insert_entries_into(&mut batch, entries);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`insert_entries`] as part of a [`Batch`]: each entry's lines after it.
+pub fn insert_entries_into(batch: &mut Batch, entries: &[(Entry, Vec<Line>)]) {
     for chunk in entries.chunks(ROWS_PER_INSERT / 2) {
-        ledger_entries::Entity::insert_many(chunk.iter().map(|(e, _)| {
-            ledger_entries::Model {
-                id: e.id,
-                tenant_id: e.tenant_id.0,
-                member_id: e.member_id.0,
-                kind: e.kind.as_str().into(),
-                points: e.points,
-                reason: e.reason.clone(),
-                reason_code: e.reason_code.clone(),
-                natural_key: e.natural_key.clone(),
-                reverses_entry_id: e.reverses_entry_id,
-                hold_id: e.hold_id,
-                event_id: e.event_id.clone(),
-                plugin_id: e.plugin_id.clone(),
-                plugin_version: e.plugin_version.clone(),
-                created_at: e.created_at,
-            }
-            .into_active_model()
-        }))
-        .exec_without_returning(conn)
-        .await?;
-        ledger_lines::Entity::insert_many(chunk.iter().flat_map(|(e, lines)| {
-            lines.iter().map(|l| ledger_lines::ActiveModel {
-                entry_id: Set(e.id),
-                tenant_id: Set(e.tenant_id.0),
-                member_id: Set(l.account.is_member().then_some(e.member_id.0)),
-                account: Set(l.account.as_str().into()),
-                amount: Set(l.amount),
-                lot_id: Set(l.lot),
-                ..Default::default()
+        batch.insert(ledger_entries::Entity::insert_many(chunk.iter().map(
+            |(e, _)| {
+                ledger_entries::Model {
+                    id: e.id,
+                    tenant_id: e.tenant_id.0,
+                    member_id: e.member_id.0,
+                    kind: e.kind.as_str().into(),
+                    points: e.points,
+                    reason: e.reason.clone(),
+                    reason_code: e.reason_code.clone(),
+                    natural_key: e.natural_key.clone(),
+                    reverses_entry_id: e.reverses_entry_id,
+                    hold_id: e.hold_id,
+                    event_id: e.event_id.clone(),
+                    plugin_id: e.plugin_id.clone(),
+                    plugin_version: e.plugin_version.clone(),
+                    created_at: e.created_at,
+                }
+                .into_active_model()
+            },
+        )));
+        let lines: Vec<_> = chunk
+            .iter()
+            .flat_map(|(e, lines)| {
+                lines.iter().map(|l| ledger_lines::ActiveModel {
+                    entry_id: Set(e.id),
+                    tenant_id: Set(e.tenant_id.0),
+                    member_id: Set(l.account.is_member().then_some(e.member_id.0)),
+                    account: Set(l.account.as_str().into()),
+                    amount: Set(l.amount),
+                    lot_id: Set(l.lot),
+                    ..Default::default()
+                })
             })
-        }))
-        .exec_without_returning(conn)
-        .await?;
+            .collect();
+        if !lines.is_empty() {
+            batch.insert(ledger_lines::Entity::insert_many(lines));
+        }
     }
-    Ok(())
 }
 
 /// True when any of `keys` is already an entry's natural key in the tenant.

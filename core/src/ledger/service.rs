@@ -8,7 +8,7 @@
 use super::repo::{self, BUCKET_AVAILABLE, BUCKET_PENDING, Entry, Hold, Lot};
 use super::{Account, Balances, EntryKind, Line, ShortfallPolicy, allocate_fifo, check_lines};
 use crate::auth::{Access, Principal};
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult, is_unique_violation};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{MemberId, TenantId};
@@ -289,6 +289,26 @@ pub async fn earn_fresh_in(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
     member: MemberId,
+    balances: Balances,
+    specs: Vec<EarnSpec>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<Entry>> {
+    let mut batch = Batch::on(conn);
+    let entries = earn_fresh_into(&mut batch, tenant, member, balances, specs, now)?;
+    batch
+        .run(conn)
+        .await
+        .map_err(|e| duplicate_entry(e.into()))?;
+    Ok(entries)
+}
+
+/// [`earn_fresh_in`] as part of a [`Batch`]: checks and prepares the entries and adds their
+/// lots, entries, lines and the member's new balances to `batch`. The caller runs it in the
+/// transaction that holds the member's lock.
+pub fn earn_fresh_into(
+    batch: &mut Batch,
+    tenant: &Tenant,
+    member: MemberId,
     mut balances: Balances,
     specs: Vec<EarnSpec>,
     now: DateTime<Utc>,
@@ -308,11 +328,9 @@ pub async fn earn_fresh_in(
         entries.push((entry, lines));
         balances = after;
     }
-    repo::insert_lots(conn, lots).await?;
-    repo::insert_entries(conn, &entries)
-        .await
-        .map_err(duplicate_entry)?;
-    repo::save_balances(conn, tenant.id, member, &balances, now).await?;
+    repo::insert_lots_into(batch, lots);
+    repo::insert_entries_into(batch, &entries);
+    repo::save_balances_into(batch, tenant.id, member, &balances, now);
     Ok(entries.into_iter().map(|(e, _)| e).collect())
 }
 

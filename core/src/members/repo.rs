@@ -11,7 +11,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, QueryTrait,
 };
 
-fn to_domain(m: members::Model) -> AppResult<Member> {
+pub(crate) fn to_domain(m: members::Model) -> AppResult<Member> {
     let status = MemberStatus::parse(&m.status)
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("bad member status {:?}", m.status)))?;
     let tags: Vec<String> = serde_json::from_value(m.tags).map_err(AppError::internal)?;

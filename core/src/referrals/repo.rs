@@ -51,7 +51,7 @@ pub async fn owner_of(
         .map(|m| MemberId(m.member_id)))
 }
 
-fn referral_from(m: referrals::Model) -> AppResult<Referral> {
+pub(crate) fn referral_from(m: referrals::Model) -> AppResult<Referral> {
     Ok(Referral {
         id: m.id,
         referrer_id: MemberId(m.referrer_id),

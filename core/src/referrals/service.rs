@@ -157,8 +157,35 @@ pub async fn qualify_in(
     occurred_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> AppResult<Vec<PluginError>> {
+    let referral = repo::of_referee(conn, env.tenant.id, referee.id).await?;
+    qualify_with(
+        conn,
+        env,
+        referee,
+        referral,
+        referee_snapshot,
+        event,
+        occurred_at,
+        now,
+    )
+    .await
+}
+
+/// [`qualify_in`] with the referee's referral as the caller read it under the referee's lock
+/// in this transaction (`None`: the referee was not referred).
+#[allow(clippy::too_many_arguments)]
+pub async fn qualify_with(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    referee: &Member,
+    referral: Option<Referral>,
+    referee_snapshot: &sdk::MemberSnapshot,
+    event: &sdk::MemberEvent,
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<PluginError>> {
     let tenant = env.tenant;
-    let Some(mut referral) = repo::of_referee(conn, tenant.id, referee.id).await? else {
+    let Some(mut referral) = referral else {
         return Ok(Vec::new());
     };
     if referral.status != Status::Pending {

@@ -4,6 +4,7 @@ use super::{
     Activity, Downgrade, Ladder, MemberTier, Metric, Reevaluation, Source, TierChange, TierDef,
     Window,
 };
+use crate::db::Batch;
 use crate::db::entities::{
     member_tiers, members, tier_activity, tier_history, tier_ladders, tier_reevaluations,
 };
@@ -77,7 +78,7 @@ pub async fn insert_ladder(conn: &impl ConnectionTrait, l: &Ladder) -> AppResult
     Ok(())
 }
 
-fn member_tier_from(m: member_tiers::Model) -> AppResult<MemberTier> {
+pub(crate) fn member_tier_from(m: member_tiers::Model) -> AppResult<MemberTier> {
     Ok(MemberTier {
         member_id: MemberId(m.member_id),
         tenant_id: TenantId(m.tenant_id),
@@ -217,8 +218,21 @@ pub async fn add_activity(
     month: i32,
     a: Activity,
 ) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    add_activity_into(&mut batch, tenant, member, month, a);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`add_activity`] as part of a [`Batch`].
+pub fn add_activity_into(
+    batch: &mut Batch,
+    tenant: TenantId,
+    member: MemberId,
+    month: i32,
+    a: Activity,
+) {
     use tier_activity::Column as C;
-    tier_activity::Entity::insert(
+    let upsert = tier_activity::Entity::insert(
         tier_activity::Model {
             member_id: member.0,
             month,
@@ -245,10 +259,8 @@ pub async fn add_activity(
                 Expr::col((tier_activity::Entity, C::Purchases)).add(a.purchases),
             )
             .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    );
+    batch.insert(upsert);
 }
 
 /// Replaces the member's activity (a rebuild from purchases and awards).

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::auth::{Access, Principal};
 use crate::config::ApiSettings;
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult};
 use crate::events::outbox;
 use crate::ids::{MemberId, TenantId};
@@ -150,20 +150,26 @@ pub async fn snapshot_tier_on(
     tenant: TenantId,
     member: MemberId,
 ) -> AppResult<sdk::Tier> {
-    let base = sdk::Tier {
-        name: String::new(),
-        multiplier_bp: super::ONE_X_BP,
-    };
-    let Some(ladder) = ladder else {
-        return Ok(base);
-    };
+    if ladder.is_none() {
+        return Ok(snapshot_tier_of(None, None));
+    }
     let stored = repo::member_tier(conn, tenant, member).await?;
-    let rank = rank_of(ladder, stored.as_ref());
-    let def = &ladder.tiers[rank];
-    Ok(sdk::Tier {
+    Ok(snapshot_tier_of(ladder, stored.as_ref()))
+}
+
+/// [`snapshot_tier`] from a member's stored tier row the caller has read.
+pub fn snapshot_tier_of(ladder: Option<&Ladder>, stored: Option<&MemberTier>) -> sdk::Tier {
+    let Some(ladder) = ladder else {
+        return sdk::Tier {
+            name: String::new(),
+            multiplier_bp: super::ONE_X_BP,
+        };
+    };
+    let def = &ladder.tiers[rank_of(ladder, stored)];
+    sdk::Tier {
         name: def.name.clone(),
         multiplier_bp: def.multiplier_bp,
-    })
+    }
 }
 
 /// The member's rank (the lowest without a row, or when the stored tier left the ladder and
@@ -370,21 +376,50 @@ pub async fn record_activity_on(
     activity: Activity,
     now: DateTime<Utc>,
 ) -> AppResult<Option<TierChange>> {
-    if activity.is_empty() {
+    let mut batch = Batch::on(conn);
+    if !record_activity_into(&mut batch, tenant, member, occurred_at, activity) {
         return Ok(None);
     }
-    repo::add_activity(
-        conn,
-        tenant.id,
-        member,
-        local_month(tenant.timezone, occurred_at),
-        activity,
-    )
-    .await?;
+    batch.run(conn).await?;
     let Some(ladder) = ladder else {
         return Ok(None);
     };
-    upgrade_in(conn, tenant, ladder, member, Source::Threshold, now).await
+    let stored = repo::member_tier(conn, tenant.id, member).await?;
+    upgrade_in(conn, tenant, ladder, member, stored, Source::Threshold, now).await
+}
+
+/// The write of [`record_activity_on`] as part of a [`Batch`]; false when there is nothing to
+/// record. Once the batch ran, [`upgrade_on`] is the rest.
+pub fn record_activity_into(
+    batch: &mut Batch,
+    tenant: &Tenant,
+    member: MemberId,
+    occurred_at: DateTime<Utc>,
+    activity: Activity,
+) -> bool {
+    if activity.is_empty() {
+        return false;
+    }
+    let month = local_month(tenant.timezone, occurred_at);
+    repo::add_activity_into(batch, tenant.id, member, month, activity);
+    true
+}
+
+/// The rest of [`record_activity_on`] after its batch ran: lifts the member on `ladder` (when
+/// there is one) to the tier the recorded activity reaches. `stored` is the member's tier row
+/// as read under the member's lock in this transaction.
+pub async fn upgrade_on(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    ladder: Option<&Ladder>,
+    member: MemberId,
+    stored: Option<MemberTier>,
+    now: DateTime<Utc>,
+) -> AppResult<Option<TierChange>> {
+    let Some(ladder) = ladder else {
+        return Ok(None);
+    };
+    upgrade_in(conn, tenant, ladder, member, stored, Source::Threshold, now).await
 }
 
 /// Lifts the member to the highest tier the value reaches, if that is above the current one.
@@ -393,10 +428,10 @@ async fn upgrade_in(
     tenant: &Tenant,
     ladder: &Ladder,
     member: MemberId,
+    stored: Option<MemberTier>,
     source: Source,
     now: DateTime<Utc>,
 ) -> AppResult<Option<TierChange>> {
-    let stored = repo::member_tier(conn, tenant.id, member).await?;
     let current = stored.as_ref().map_or(Some(0), |s| ladder.rank_of(&s.tier));
     let value = value_at(conn, tenant, ladder, member, now).await?;
     let qualified = ladder.qualified(value);

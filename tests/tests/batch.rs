@@ -1,0 +1,282 @@
+//! `db::Batch` sends several writes in one round trip: one SQLite script, one PostgreSQL
+//! statement of data-modifying `WITH` queries. These tests run real batches of the pipeline's
+//! own writes and read the rows back. Both backends.
+
+use chrono::Utc;
+use loyalty_core::db::Batch;
+use loyalty_core::db::batch::POSTGRES_PARAMS_MAX;
+use loyalty_core::events::{Channel, MemberStats, Purchase, PurchaseLine, outbox, repo};
+use loyalty_core::ids::MemberId;
+use loyalty_core::ledger::service::{self as ledger, EarnSpec, Source};
+use loyalty_core::ledger::{ExpiryPolicy, ShortfallPolicy, repo as ledger_repo};
+use loyalty_core::pagination::PageRequest;
+use loyalty_core::tenants::PointsPolicy;
+use loyalty_core::tiers::{self, Metric};
+use loyalty_tests::{Backend, TestApp, both_backends};
+use serde_json::json;
+use uuid::Uuid;
+
+both_backends!(
+    one_batch_writes_rows_in_order_and_upserts,
+    a_failing_batch_writes_nothing,
+    a_batch_past_the_parameter_limit_is_split_and_complete,
+);
+
+fn policy() -> PointsPolicy {
+    PointsPolicy {
+        expiry: ExpiryPolicy::Never,
+        shortfall: ShortfallPolicy::RecordShortfall,
+    }
+}
+
+fn purchase(member: MemberId, order: &str, lines: usize) -> Purchase {
+    let now = Utc::now();
+    Purchase {
+        id: Uuid::now_v7(),
+        member_id: member,
+        order_id: order.into(),
+        request_hash: "h".into(),
+        occurred_at: now,
+        currency: "EUR".into(),
+        total: 1_000 * lines as i64,
+        channel: Channel::Online,
+        store_id: None,
+        lines: (0..lines)
+            .map(|i| PurchaseLine {
+                line_index: i as i32,
+                sku: format!("SKU-{i}"),
+                category: Some("shoes".into()),
+                quantity: 1,
+                unit_price: 1_000,
+                returned_quantity: 0,
+            })
+            .collect(),
+        returned_amount: 0,
+        points_earned: 0,
+        created_at: now,
+    }
+}
+
+fn earn(points: i64, key: String) -> EarnSpec {
+    EarnSpec {
+        points,
+        pending_until: None,
+        expires_at: None,
+        natural_key: Some(key),
+        source: Source {
+            reason_code: Some("test".into()),
+            ..Default::default()
+        },
+    }
+}
+
+async fn one_batch_writes_rows_in_order_and_upserts(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, member) = t.tenant_and_member("batch", policy()).await;
+    let db = &t.app.db;
+    let now = db.now();
+
+    // Twice, so that the second batch takes the upserts' UPDATE path.
+    for (round, lines) in [(1_i64, 10_usize), (2, 3)] {
+        let txn = db.begin_write().await.expect("begin");
+        let balances = ledger_repo::lock_balances(&txn, tenant.id, member, now)
+            .await
+            .expect("lock");
+        let mut batch = Batch::on(&txn);
+        let p = purchase(member, &format!("order-{round}"), lines);
+        repo::insert_purchase_into(&mut batch, tenant.id, &p);
+        let specs = (0..3)
+            .map(|i| earn(10 + i, format!("batch:{round}:{i}")))
+            .collect();
+        let entries = ledger::earn_fresh_into(&mut batch, &tenant, member, balances, specs, now)
+            .expect("prepared");
+        let stats = MemberStats {
+            lifetime_spend: 1_000 * round,
+            purchase_count: round,
+            first_purchase_at: Some(now),
+            last_purchase_at: Some(now),
+        };
+        repo::save_stats_into(&mut batch, tenant.id, member, &stats, now);
+        let events = (0..4)
+            .map(|i| ("test.batch", json!({ "round": round, "n": i })))
+            .collect();
+        outbox::append_all_into(&mut batch, tenant.id, Some(member), events, now);
+        let activity = tiers::Activity {
+            points: 5,
+            spend: 100,
+            purchases: 1,
+        };
+        assert!(tiers::service::record_activity_into(
+            &mut batch, &tenant, member, now, activity
+        ));
+        // purchase, its lines, lots, entries, lines, balances, stats, outbox, activity
+        assert_eq!(batch.len(), 9);
+        assert_eq!(batch.statements().len(), 1, "one round trip");
+        batch.run(&txn).await.expect("batch runs");
+        txn.commit().await.expect("commit");
+
+        let stored = repo::find_purchase(db.reader(), tenant.id, &p.order_id)
+            .await
+            .expect("read")
+            .expect("the purchase is stored");
+        assert_eq!(stored.lines.len(), lines);
+        assert_eq!(stored.lines[lines - 1].sku, format!("SKU-{}", lines - 1));
+        assert_eq!(stored.total, p.total);
+        for e in &entries {
+            let found = ledger_repo::find_entry(db.reader(), tenant.id, e.id)
+                .await
+                .expect("read")
+                .expect("the entry is stored");
+            assert_eq!(found.points, e.points);
+        }
+        let b = ledger_repo::balances(db.reader(), tenant.id, member)
+            .await
+            .expect("balances");
+        assert_eq!(b.available, 33 * round, "10 + 11 + 12 a round");
+        let read = repo::stats(db.reader(), tenant.id, member)
+            .await
+            .expect("stats");
+        assert_eq!(
+            (read.lifetime_spend, read.purchase_count),
+            (stats.lifetime_spend, stats.purchase_count)
+        );
+        assert!(read.last_purchase_at.is_some());
+        let spend = tiers::repo::metric_value(db.reader(), tenant.id, member, Metric::Spend, None)
+            .await
+            .expect("activity");
+        assert_eq!(spend, 100 * round, "the upsert adds to the month's row");
+    }
+    let page = PageRequest {
+        limit: 100,
+        after: None,
+    };
+    let events = outbox::list(db.reader(), tenant.id, Some("test.batch"), None, page)
+        .await
+        .expect("events");
+    let order: Vec<(i64, i64)> = events
+        .items
+        .iter()
+        .map(|e| {
+            (
+                e.payload["round"].as_i64().expect("a number"),
+                e.payload["n"].as_i64().expect("a number"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (1, 0),
+            (1, 1),
+            (1, 2),
+            (1, 3),
+            (2, 0),
+            (2, 1),
+            (2, 2),
+            (2, 3)
+        ]
+    );
+    t.assert_audit_clean().await;
+}
+
+async fn a_failing_batch_writes_nothing(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, member) = t.tenant_and_member("batch-fail", policy()).await;
+    let db = &t.app.db;
+    let now = db.now();
+    let first = purchase(member, "order-1", 2);
+    let txn = db.begin_write().await.expect("begin");
+    repo::insert_purchase(&txn, tenant.id, &first)
+        .await
+        .expect("first purchase");
+    txn.commit().await.expect("commit");
+
+    let txn = db.begin_write().await.expect("begin");
+    let balances = ledger_repo::lock_balances(&txn, tenant.id, member, now)
+        .await
+        .expect("lock");
+    let mut batch = Batch::on(&txn);
+    let specs = vec![earn(50, "fail:0".into())];
+    ledger::earn_fresh_into(&mut batch, &tenant, member, balances, specs, now).expect("prepared");
+    outbox::append_all_into(
+        &mut batch,
+        tenant.id,
+        Some(member),
+        vec![("test.fail", json!({}))],
+        now,
+    );
+    // The same order id again, after the earn: the batch fails on the UNIQUE index.
+    repo::insert_purchase_into(&mut batch, tenant.id, &purchase(member, "order-1", 1));
+    let err = batch.run(&txn).await.expect_err("the order id is taken");
+    assert!(
+        loyalty_core::error::is_unique_violation(&err),
+        "a unique violation, as callers check: {err}"
+    );
+    txn.rollback().await.expect("rollback");
+
+    let b = ledger_repo::balances(db.reader(), tenant.id, member)
+        .await
+        .expect("balances");
+    assert_eq!(b.available, 0, "the earn before the failure is gone");
+    let page = PageRequest {
+        limit: 10,
+        after: None,
+    };
+    let events = outbox::list(db.reader(), tenant.id, Some("test.fail"), None, page)
+        .await
+        .expect("events");
+    assert!(events.items.is_empty());
+    let kept = repo::find_purchase(db.reader(), tenant.id, "order-1")
+        .await
+        .expect("read")
+        .expect("the first purchase stays");
+    assert_eq!(kept.id, first.id);
+    assert_eq!(kept.lines.len(), 2);
+    t.assert_audit_clean().await;
+}
+
+async fn a_batch_past_the_parameter_limit_is_split_and_complete(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, member) = t.tenant_and_member("batch-big", policy()).await;
+    let db = &t.app.db;
+    let now = db.now();
+    // Six parameters a record: 6,000 records are 36,000 parameters.
+    let events: Vec<_> = (0..6_000)
+        .map(|i| ("test.big", json!({ "n": i })))
+        .collect();
+    let txn = db.begin_write().await.expect("begin");
+    let mut batch = Batch::on(&txn);
+    outbox::append_all_into(&mut batch, tenant.id, Some(member), events, now);
+    let statements = batch.statements();
+    match b {
+        Backend::Postgres => {
+            assert_eq!(statements.len(), 2, "over {POSTGRES_PARAMS_MAX} parameters");
+            for s in &statements {
+                let n = s.values.as_ref().map_or(0, |v| v.0.len());
+                assert!(n <= POSTGRES_PARAMS_MAX, "{n} parameters in one statement");
+            }
+        }
+        Backend::Sqlite => assert_eq!(statements.len(), 1, "one script"),
+    }
+    batch.run(&txn).await.expect("batch runs");
+    txn.commit().await.expect("commit");
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = PageRequest { limit: 500, after };
+        let p = outbox::list(db.reader(), tenant.id, Some("test.big"), None, page)
+            .await
+            .expect("events");
+        seen.extend(
+            p.items
+                .iter()
+                .map(|e| e.payload["n"].as_i64().expect("a number")),
+        );
+        after = p.items.last().map(|e| e.id);
+        if !p.has_next_page {
+            break;
+        }
+    }
+    assert_eq!(seen, (0..6_000).collect::<Vec<i64>>(), "all, in order");
+}
