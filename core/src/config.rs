@@ -78,6 +78,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Milliseconds SQLite waits on a locked database before failing.
     pub sqlite_busy_timeout_ms: u64,
+    /// PostgreSQL: a pooled connection idle at least this many seconds is pinged before it is
+    /// handed out (0: every time). A busy connection is not: a ping is a round trip. SQLite's
+    /// connections are in-process and never pinged.
+    pub ping_idle_s: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -87,6 +91,7 @@ impl Default for DatabaseSettings {
             connections_max: 16,
             acquire_timeout_ms: 5_000,
             sqlite_busy_timeout_ms: 5_000,
+            ping_idle_s: 30,
         }
     }
 }

@@ -50,6 +50,13 @@ impl Db {
             opts.max_connections(settings.connections_max)
                 .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
                 .sqlx_logging(false);
+            // sqlx pings on every checkout by default: a round trip before each transaction
+            // and each read outside one. Only a connection idle long enough to have been
+            // dropped by the server or a proxy is checked.
+            match settings.ping_idle_s {
+                0 => opts.test_before_acquire(true),
+                s => opts.test_before_acquire_if_idle_for(Duration::from_secs(s)),
+            };
             let pool = Database::connect(opts).await?;
             Ok(Self {
                 reader: pool.clone(),
@@ -131,6 +138,9 @@ async fn connect_sqlite(
     opts.max_connections(connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .sqlx_logging(false)
+        // An in-process connection cannot have been dropped: no ping (a worker round trip)
+        // before each checkout.
+        .test_before_acquire(false)
         .map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
