@@ -6,7 +6,7 @@ use chrono::Utc;
 use loyalty_core::db::Batch;
 use loyalty_core::db::batch::POSTGRES_PARAMS_MAX;
 use loyalty_core::events::{Channel, MemberStats, Purchase, PurchaseLine, outbox, repo};
-use loyalty_core::ids::MemberId;
+use loyalty_core::ids::{MemberId, TenantId};
 use loyalty_core::ledger::service::{self as ledger, EarnSpec, Source};
 use loyalty_core::ledger::{ExpiryPolicy, ShortfallPolicy, repo as ledger_repo};
 use loyalty_core::pagination::PageRequest;
@@ -55,6 +55,27 @@ fn purchase(member: MemberId, order: &str, lines: usize) -> Purchase {
         points_earned: 0,
         created_at: now,
     }
+}
+
+/// Every outbox payload of `kind` in the tenant, oldest first (all pages).
+async fn payloads(t: &TestApp, tenant: TenantId, kind: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = PageRequest { limit: 500, after };
+        let p = outbox::list(t.app.db.reader(), tenant, Some(kind), None, page)
+            .await
+            .expect("events");
+        out.extend(p.items.iter().map(|e| e.payload.clone()));
+        after = p.items.last().map(|e| e.id);
+        if !p.has_next_page {
+            return out;
+        }
+    }
+}
+
+fn number(v: &serde_json::Value, key: &str) -> i64 {
+    v[key].as_i64().expect("a number")
 }
 
 fn earn(points: i64, key: String) -> EarnSpec {
@@ -146,22 +167,10 @@ async fn one_batch_writes_rows_in_order_and_upserts(b: Backend) {
             .expect("activity");
         assert_eq!(spend, 100 * round, "the upsert adds to the month's row");
     }
-    let page = PageRequest {
-        limit: 100,
-        after: None,
-    };
-    let events = outbox::list(db.reader(), tenant.id, Some("test.batch"), None, page)
+    let order: Vec<(i64, i64)> = payloads(&t, tenant.id, "test.batch")
         .await
-        .expect("events");
-    let order: Vec<(i64, i64)> = events
-        .items
         .iter()
-        .map(|e| {
-            (
-                e.payload["round"].as_i64().expect("a number"),
-                e.payload["n"].as_i64().expect("a number"),
-            )
-        })
+        .map(|p| (number(p, "round"), number(p, "n")))
         .collect();
     assert_eq!(
         order,
@@ -218,14 +227,7 @@ async fn a_failing_batch_writes_nothing(b: Backend) {
         .await
         .expect("balances");
     assert_eq!(b.available, 0, "the earn before the failure is gone");
-    let page = PageRequest {
-        limit: 10,
-        after: None,
-    };
-    let events = outbox::list(db.reader(), tenant.id, Some("test.fail"), None, page)
-        .await
-        .expect("events");
-    assert!(events.items.is_empty());
+    assert!(payloads(&t, tenant.id, "test.fail").await.is_empty());
     let kept = repo::find_purchase(db.reader(), tenant.id, "order-1")
         .await
         .expect("read")
@@ -261,22 +263,10 @@ async fn a_batch_past_the_parameter_limit_is_split_and_complete(b: Backend) {
     batch.run(&txn).await.expect("batch runs");
     txn.commit().await.expect("commit");
 
-    let mut seen = Vec::new();
-    let mut after = None;
-    loop {
-        let page = PageRequest { limit: 500, after };
-        let p = outbox::list(db.reader(), tenant.id, Some("test.big"), None, page)
-            .await
-            .expect("events");
-        seen.extend(
-            p.items
-                .iter()
-                .map(|e| e.payload["n"].as_i64().expect("a number")),
-        );
-        after = p.items.last().map(|e| e.id);
-        if !p.has_next_page {
-            break;
-        }
-    }
+    let seen: Vec<i64> = payloads(&t, tenant.id, "test.big")
+        .await
+        .iter()
+        .map(|p| number(p, "n"))
+        .collect();
     assert_eq!(seen, (0..6_000).collect::<Vec<i64>>(), "all, in order");
 }
