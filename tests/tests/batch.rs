@@ -20,6 +20,7 @@ both_backends!(
     one_batch_writes_rows_in_order_and_upserts,
     a_failing_batch_writes_nothing,
     a_batch_past_the_parameter_limit_is_split_and_complete,
+    merged_units_share_statements_and_keep_their_order,
 );
 
 fn policy() -> PointsPolicy {
@@ -269,4 +270,120 @@ async fn a_batch_past_the_parameter_limit_is_split_and_complete(b: Backend) {
         .map(|p| number(p, "n"))
         .collect();
     assert_eq!(seen, (0..6_000).collect::<Vec<i64>>(), "all, in order");
+}
+
+/// `Batch::merge`: the writes of two members' purchases (one without points, one with) become
+/// one statement per table; every row lands, each unit's rows follow the rows they reference
+/// (SQLite checks foreign keys statement by statement), and the outbox keeps unit order.
+/// Units past `MERGED_PARAMS_MAX` in one table are split over more statements.
+async fn merged_units_share_statements_and_keep_their_order(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, first) = t.tenant_and_member("merge-a", policy()).await;
+    let (other_tenant, second) = t.tenant_and_member("merge-b", policy()).await;
+    let db = &t.app.db;
+    let now = db.now();
+    let txn = db.begin_write().await.expect("begin");
+    let balances = ledger_repo::lock_balances(&txn, other_tenant.id, second, now)
+        .await
+        .expect("lock");
+    let stats = MemberStats {
+        lifetime_spend: 1_000,
+        purchase_count: 1,
+        first_purchase_at: Some(now),
+        last_purchase_at: Some(now),
+    };
+    let activity = tiers::Activity {
+        points: 5,
+        spend: 100,
+        purchases: 1,
+    };
+
+    // The first member's purchase earns nothing: no lots, entries or balances.
+    let mut a = Batch::on(&txn);
+    let pa = purchase(first, "merge-1", 2);
+    repo::insert_purchase_into(&mut a, tenant.id, &pa);
+    repo::save_stats_into(&mut a, tenant.id, first, &stats, now);
+    let events = (0..2).map(|i| ("test.merge", json!({ "unit": 1, "n": i })));
+    outbox::append_all_into(&mut a, tenant.id, Some(first), events.collect(), now);
+    tiers::service::record_activity_into(&mut a, &tenant, first, now, activity);
+    let mut u = Batch::on(&txn);
+    let pb = purchase(second, "merge-2", 3);
+    repo::insert_purchase_into(&mut u, other_tenant.id, &pb);
+    let specs = (0..2).map(|i| earn(20 + i, format!("merge:{i}"))).collect();
+    ledger::earn_fresh_into(&mut u, &other_tenant, second, balances, specs, now).expect("earn");
+    repo::save_stats_into(&mut u, other_tenant.id, second, &stats, now);
+    let events = (0..2).map(|i| ("test.merge", json!({ "unit": 2, "n": i })));
+    outbox::append_all_into(&mut u, other_tenant.id, Some(second), events.collect(), now);
+    tiers::service::record_activity_into(&mut u, &other_tenant, second, now, activity);
+    let separate = a.len() + u.len();
+
+    let mut batch = Batch::on(&txn);
+    batch.merge(a);
+    batch.merge(u);
+    assert_eq!(separate, 5 + 9);
+    assert_eq!(batch.len(), 9, "one part per table: {batch:?}");
+    batch.run(&txn).await.expect("merged batch runs");
+    txn.commit().await.expect("commit");
+
+    for (tenant, p) in [(tenant.id, &pa), (other_tenant.id, &pb)] {
+        let stored = repo::find_purchase(db.reader(), tenant, &p.order_id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.lines.len(), p.lines.len());
+        let read = repo::stats(db.reader(), tenant, p.member_id)
+            .await
+            .expect("stats");
+        assert_eq!(read.purchase_count, 1);
+        let spend =
+            tiers::repo::metric_value(db.reader(), tenant, p.member_id, Metric::Spend, None)
+                .await
+                .expect("activity");
+        assert_eq!(spend, 100);
+    }
+    let b2 = ledger_repo::balances(db.reader(), other_tenant.id, second)
+        .await
+        .expect("balances");
+    assert_eq!(b2.available, 41);
+    let b1 = ledger_repo::balances(db.reader(), tenant.id, first)
+        .await
+        .expect("balances");
+    assert_eq!(b1.available, 0);
+    let app = &t;
+    let units = |tenant| async move {
+        payloads(app, tenant, "test.merge")
+            .await
+            .iter()
+            .map(|p| (number(p, "unit"), number(p, "n")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(units(tenant.id).await, [(1, 0), (1, 1)]);
+    assert_eq!(units(other_tenant.id).await, [(2, 0), (2, 1)]);
+
+    // 300 purchases of 15 lines: their lines pass the limit of one statement.
+    let txn = db.begin_write().await.expect("begin");
+    let mut batch = Batch::on(&txn);
+    let many: Vec<Purchase> = (0..300)
+        .map(|i| purchase(first, &format!("many-{i}"), 15))
+        .collect();
+    for p in &many {
+        let mut unit = Batch::on(&txn);
+        repo::insert_purchase_into(&mut unit, tenant.id, p);
+        batch.merge(unit);
+    }
+    assert!(
+        (3..=6).contains(&batch.len()),
+        "purchases in one or two statements, lines in two or more: {}",
+        batch.len()
+    );
+    batch.run(&txn).await.expect("split batch runs");
+    txn.commit().await.expect("commit");
+    for p in [&many[0], &many[150], &many[299]] {
+        let stored = repo::find_purchase(db.reader(), tenant.id, &p.order_id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.lines.len(), 15);
+    }
+    t.assert_audit_clean().await;
 }

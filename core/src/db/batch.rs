@@ -18,7 +18,7 @@
 //! batch; the caller's transaction is then rolled back, as for any failed statement.
 
 use sea_orm::sea_query::{
-    InsertStatement, PostgresQueryBuilder, QueryBuilder, SqlWriter, SqliteQueryBuilder,
+    Expr, InsertStatement, PostgresQueryBuilder, QueryBuilder, SqlWriter, SqliteQueryBuilder,
     UpdateStatement, Value,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryTrait, Statement};
@@ -36,13 +36,30 @@ enum Part {
 pub struct Batch {
     backend: DbBackend,
     parts: Vec<Part>,
+    /// Beside each part: its shape when [`merge`](Self::merge) added it and it can take more
+    /// rows.
+    shapes: Vec<Option<Shape>>,
 }
+
+/// What two inserts must share to become one: the SQL around their rows (table, columns,
+/// `ON CONFLICT`), rows of placeholders only.
+#[derive(Debug)]
+struct Shape {
+    key: String,
+    columns: usize,
+    params: usize,
+}
+
+/// Most parameters one merged insert holds: below SQLite's 32,766 and PostgreSQL's 65,535
+/// per statement.
+pub const MERGED_PARAMS_MAX: usize = 30_000;
 
 impl Batch {
     pub fn new(backend: DbBackend) -> Self {
         Self {
             backend,
             parts: Vec::new(),
+            shapes: Vec::new(),
         }
     }
 
@@ -54,16 +71,71 @@ impl Batch {
     /// Adds an insert or upsert (sea-orm's `Insert` or `InsertMany` with at least one row).
     pub fn insert(&mut self, query: impl QueryTrait<QueryStatement = InsertStatement>) {
         self.parts.push(Part::Insert(query.into_query()));
+        self.shapes.push(None);
     }
 
     /// Adds an update (sea-orm's `UpdateMany`).
     pub fn update(&mut self, query: impl QueryTrait<QueryStatement = UpdateStatement>) {
         self.parts.push(Part::Update(query.into_query()));
+        self.shapes.push(None);
     }
 
     /// Adds the writes of `other` after this batch's own.
     pub fn append(&mut self, other: Batch) {
         self.parts.extend(other.parts);
+        self.shapes.extend(other.shapes);
+    }
+
+    /// Adds the writes of `other`, an independent unit of work (another member's purchase),
+    /// folding each insert into an insert of the same shape that an earlier `merge` added,
+    /// as more rows of one multi-row statement: units that write the same tables send one
+    /// statement per table, not one per table and unit.
+    ///
+    /// Each unit keeps its own order (a part goes after the part of its unit placed before
+    /// it, so a row still follows the row it references), and a later unit's rows come after an
+    /// earlier unit's rows of the same shape. The rules of a batch hold across the units: no
+    /// row written twice, no unit reading another's. An insert whose rows are
+    /// not all placeholders, an update and an insert that would pass [`MERGED_PARAMS_MAX`]
+    /// stay statements of their own.
+    pub fn merge(&mut self, other: Batch) {
+        let mut at = 0;
+        for part in other.parts {
+            let shaped = match &part {
+                Part::Insert(q) => shape_of(q),
+                Part::Update(_) => None,
+            };
+            if let Some((shape, values)) = shaped {
+                let target = (at..self.parts.len()).find(|&i| {
+                    self.shapes[i].as_ref().is_some_and(|s| {
+                        s.key == shape.key && s.params + shape.params <= MERGED_PARAMS_MAX
+                    })
+                });
+                if let Some(i) = target
+                    && let (Part::Insert(q), Some(into)) = (&mut self.parts[i], &mut self.shapes[i])
+                {
+                    for row in values.chunks(shape.columns) {
+                        q.values_panic(row.iter().cloned().map(Expr::val));
+                    }
+                    into.params += shape.params;
+                    at = i + 1;
+                    continue;
+                }
+                // A full part of the same shape: the new one goes after it, so that a later
+                // unit's rows still follow an earlier unit's.
+                let full = (at..self.parts.len())
+                    .rev()
+                    .find(|&i| self.shapes[i].as_ref().is_some_and(|s| s.key == shape.key));
+                if let Some(i) = full {
+                    at = i + 1;
+                }
+                self.parts.insert(at, part);
+                self.shapes.insert(at, Some(shape));
+            } else {
+                self.parts.insert(at, part);
+                self.shapes.insert(at, None);
+            }
+            at += 1;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -95,6 +167,43 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// The shape of an insert as SQLite's builder writes it, and its parameters; `None` when a
+/// row holds anything but placeholders or the text is not `... VALUES (?, ..), (?, ..) ...`.
+fn shape_of(q: &InsertStatement) -> Option<(Shape, Vec<Value>)> {
+    let mut w = Params::new("?", false, 0);
+    SqliteQueryBuilder.prepare_insert_statement(q, &mut w);
+    let sql = &w.sql;
+    let start = sql.find(" VALUES (")? + " VALUES ".len();
+    let row = &sql[start..start + sql[start..].find(')')? + 1];
+    if !row[1..row.len() - 1].split(", ").all(|p| p == "?") {
+        return None;
+    }
+    let columns = row.len() / 3; // "(?)", "(?, ?)", ...
+    let (mut end, mut rows) = (start, 0);
+    loop {
+        if !sql[end..].starts_with(row) {
+            return None;
+        }
+        end += row.len();
+        rows += 1;
+        if sql[end..].starts_with(", (") {
+            end += 2;
+        } else {
+            break;
+        }
+    }
+    let suffix = &sql[end..];
+    if columns == 0 || suffix.contains('?') || rows * columns != w.values.len() {
+        return None;
+    }
+    let shape = Shape {
+        key: format!("{}{row}{suffix}", &sql[..start]),
+        columns,
+        params: w.values.len(),
+    };
+    Some((shape, w.values))
 }
 
 /// Parameters in one PostgreSQL statement of a batch: the protocol's limit is 65,535.

@@ -9,7 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
 use crate::pagination::{Page, PageRequest};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -122,6 +122,26 @@ pub async fn lock_balances(
     Ok(balances_from(&row))
 }
 
+/// Locks the balance rows of several members of `tenant` (`FOR UPDATE`, in id order so that
+/// two such transactions cannot deadlock on each other) and returns them. A member without a
+/// row yet is missing from the map: [`lock_balances`] creates theirs.
+pub async fn lock_balances_of(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    members: &[MemberId],
+) -> AppResult<std::collections::HashMap<MemberId, Balances>> {
+    Ok(ledger_balances::Entity::find()
+        .filter(ledger_balances::Column::TenantId.eq(tenant.0))
+        .filter(ledger_balances::Column::MemberId.is_in(members.iter().map(|m| m.0)))
+        .order_by_asc(ledger_balances::Column::MemberId)
+        .lock_exclusive()
+        .all(conn)
+        .await?
+        .iter()
+        .map(|row| (MemberId(row.member_id), balances_from(row)))
+        .collect())
+}
+
 /// Reads balances without locking (zero when the member never had an entry).
 pub async fn balances(
     conn: &impl ConnectionTrait,
@@ -156,26 +176,41 @@ pub fn save_balances_into(
     b: &Balances,
     now: DateTime<Utc>,
 ) {
-    let update = ledger_balances::Entity::update_many()
-        .col_expr(ledger_balances::Column::Available, b.available.into())
-        .col_expr(ledger_balances::Column::Pending, b.pending.into())
-        .col_expr(ledger_balances::Column::Held, b.held.into())
-        .col_expr(
-            ledger_balances::Column::LifetimeEarned,
-            b.lifetime_earned.into(),
-        )
-        .col_expr(
-            ledger_balances::Column::LifetimeRedeemed,
-            b.lifetime_redeemed.into(),
-        )
-        .col_expr(
-            ledger_balances::Column::LifetimeExpired,
-            b.lifetime_expired.into(),
-        )
-        .col_expr(ledger_balances::Column::UpdatedAt, now.into())
-        .filter(ledger_balances::Column::MemberId.eq(member.0))
-        .filter(ledger_balances::Column::TenantId.eq(tenant.0));
-    batch.update(update);
+    use ledger_balances::Column as C;
+    // An upsert, not an UPDATE, so that the balances of a group's members go in one
+    // statement (`Batch::merge`). The row exists (the caller holds its lock); the guard keeps
+    // a row of another tenant out of reach all the same.
+    let row = ledger_balances::Model {
+        member_id: member.0,
+        tenant_id: tenant.0,
+        available: b.available,
+        pending: b.pending,
+        held: b.held,
+        lifetime_earned: b.lifetime_earned,
+        lifetime_redeemed: b.lifetime_redeemed,
+        lifetime_expired: b.lifetime_expired,
+        updated_at: now,
+    };
+    let same_tenant = Expr::col((ledger_balances::Entity, C::TenantId)).eq(Expr::col((
+        sea_orm::sea_query::Alias::new("excluded"),
+        C::TenantId,
+    )));
+    batch.insert(
+        ledger_balances::Entity::insert(row.into_active_model()).on_conflict(
+            OnConflict::column(C::MemberId)
+                .update_columns([
+                    C::Available,
+                    C::Pending,
+                    C::Held,
+                    C::LifetimeEarned,
+                    C::LifetimeRedeemed,
+                    C::LifetimeExpired,
+                    C::UpdatedAt,
+                ])
+                .action_and_where(same_tenant)
+                .to_owned(),
+        ),
+    );
 }
 
 pub async fn insert_entry(conn: &impl ConnectionTrait, e: &Entry, lines: &[Line]) -> AppResult<()> {
