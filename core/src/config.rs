@@ -82,6 +82,10 @@ pub struct DatabaseSettings {
     /// handed out (0: every time). A busy connection is not: a ping is a round trip. SQLite's
     /// connections are in-process and never pinged.
     pub ping_idle_s: u64,
+    /// Most purchases the writer commits in one transaction (group commit).
+    pub write_batch_max: usize,
+    /// PostgreSQL: purchase writer tasks (a member always on the same one). SQLite has one.
+    pub purchase_writers: usize,
 }
 
 impl Default for DatabaseSettings {
@@ -92,6 +96,8 @@ impl Default for DatabaseSettings {
             acquire_timeout_ms: 5_000,
             sqlite_busy_timeout_ms: 5_000,
             ping_idle_s: 30,
+            write_batch_max: 64,
+            purchase_writers: 2,
         }
     }
 }
@@ -261,6 +267,14 @@ impl Settings {
             "database.connections_max must be at least 1"
         );
         anyhow::ensure!(
+            (1..=1024).contains(&self.database.write_batch_max),
+            "database.write_batch_max must be between 1 and 1024"
+        );
+        anyhow::ensure!(
+            (1..=self.database.connections_max as usize).contains(&self.database.purchase_writers),
+            "database.purchase_writers must be between 1 and database.connections_max"
+        );
+        anyhow::ensure!(
             matches!(self.log.format.as_str(), "text" | "json"),
             "log.format must be `text` or `json`"
         );
@@ -376,5 +390,19 @@ mod tests {
         let mut s = Settings::default();
         s.api.page_size_default = 500;
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn group_commit_limits_are_checked() {
+        let refused = |f: fn(&mut DatabaseSettings)| {
+            let mut s = Settings::default();
+            f(&mut s.database);
+            s.validate().expect_err("refused").to_string()
+        };
+        assert_eq!(Settings::default().database.write_batch_max, 64);
+        assert!(refused(|d| d.write_batch_max = 0).contains("database.write_batch_max"));
+        assert!(refused(|d| d.write_batch_max = 1025).contains("database.write_batch_max"));
+        assert!(refused(|d| d.purchase_writers = 0).contains("database.purchase_writers"));
+        assert!(refused(|d| d.purchase_writers = 17).contains("database.purchase_writers"));
     }
 }

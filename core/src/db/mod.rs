@@ -14,12 +14,13 @@ pub use batch::Batch;
 use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
 use crate::config::DatabaseSettings;
+use crate::events::writer::{WriterStats, Writers};
 use loyalty_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The database handles of one server process.
@@ -29,6 +30,10 @@ pub struct Db {
     writer: DatabaseConnection,
     clock: Clock,
     caches: Arc<Caches>,
+    /// The purchase writers (group commit), started by the first purchase.
+    writers: Arc<OnceLock<Writers>>,
+    writers_count: usize,
+    write_batch_max: usize,
 }
 
 impl Db {
@@ -44,6 +49,9 @@ impl Db {
                 writer,
                 clock: Clock::system(),
                 caches: Arc::new(Caches::new(&CacheSettings::default())),
+                writers: Arc::default(),
+                writers_count: 1,
+                write_batch_max: settings.write_batch_max,
             })
         } else {
             let mut opts = ConnectOptions::new(url);
@@ -63,6 +71,9 @@ impl Db {
                 writer: pool,
                 clock: Clock::system(),
                 caches: Arc::new(Caches::new(&CacheSettings::default())),
+                writers: Arc::default(),
+                writers_count: settings.purchase_writers,
+                write_batch_max: settings.write_batch_max,
             })
         }
     }
@@ -82,6 +93,26 @@ impl Db {
     /// The process's caches of keys, tenants and pipeline configurations.
     pub fn caches(&self) -> &Caches {
         &self.caches
+    }
+
+    /// The purchase writers, started on first use (on the calling tokio runtime).
+    pub(crate) fn writers(&self) -> &Writers {
+        self.writers
+            .get_or_init(|| Writers::start(self, self.writers_count, self.write_batch_max))
+    }
+
+    /// What the purchase writers have done (all zero before the first purchase).
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writers.get().map(Writers::stats).unwrap_or_default()
+    }
+
+    /// The same handles for a writer task: without the writers (which would otherwise keep
+    /// their own queues open forever).
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            writers: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// The server's time: every request and job reads it here.

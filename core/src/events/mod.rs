@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod repo;
 pub mod service;
+pub mod writer;
 
 use crate::error::{AppError, AppResult};
 use crate::ids::MemberId;

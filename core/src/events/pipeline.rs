@@ -187,6 +187,36 @@ pub async fn lock_state(
     Ok((state, balances, snap))
 }
 
+/// [`lock_state`] for several members of the tenant of `env` at once (the purchase writer's
+/// group): on PostgreSQL their balance rows are locked in one statement, in id order, then
+/// every state is read in one query; on SQLite the one query is all. A member who does not
+/// exist is missing from the map.
+pub async fn lock_states(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    members: &[MemberId],
+    now: DateTime<Utc>,
+) -> AppResult<HashMap<MemberId, (MemberState, Balances, sdk::MemberSnapshot)>> {
+    let tenant = env.tenant.id;
+    let mut locked = match conn.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => None,
+        _ => Some(ledger_repo::lock_balances_of(conn, tenant, members).await?),
+    };
+    let states = super::repo::member_states(conn, tenant, members).await?;
+    let mut out = HashMap::with_capacity(states.len());
+    for (id, state) in states {
+        let balances = match (locked.as_mut().map(|l| l.remove(&id)), &state.balances) {
+            (Some(Some(b)), _) => b,
+            (None, Some(b)) => *b,
+            // The member's first entry: create the row (and lock it).
+            _ => ledger_repo::lock_balances(conn, tenant, id, now).await?,
+        };
+        let snap = state_snapshot(env, &state, &balances);
+        out.insert(id, (state, balances, snap));
+    }
+    Ok(out)
+}
+
 fn state_snapshot(env: Env<'_>, state: &MemberState, balances: &Balances) -> sdk::MemberSnapshot {
     let tier =
         crate::tiers::service::snapshot_tier_of(env.config.ladder.as_ref(), state.tier.as_ref());

@@ -18,6 +18,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IntoActiveModel,
     Iterable, QueryFilter, QueryOrder, QuerySelect,
 };
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 fn purchase_from(m: purchases::Model, lines: Vec<PurchaseLine>) -> AppResult<Purchase> {
@@ -590,12 +591,43 @@ pub async fn member_state(
     tenant: TenantId,
     who: &MemberRef,
 ) -> AppResult<Option<MemberState>> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let member = |c: members::Column| Expr::col((members::Entity, c));
+    let mut q = state_query(tenant);
+    match who {
+        MemberRef::Id(id) => q.and_where(member(members::Column::Id).eq(id.0)),
+        MemberRef::External(e) => q.and_where(member(members::Column::ExternalId).eq(e.as_str())),
+    };
+    match conn.query_one(&q).await? {
+        Some(row) => state_from(&row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`member_state`] of several members of `tenant` in one query, by id; a member that does
+/// not exist is missing from the map. The same caveat on locking applies.
+pub async fn member_states(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    ids: &[MemberId],
+) -> AppResult<HashMap<MemberId, MemberState>> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let mut q = state_query(tenant);
+    q.and_where(Expr::col((members::Entity, members::Column::Id)).is_in(ids.iter().map(|id| id.0)));
+    conn.query_all(&q)
+        .await?
+        .iter()
+        .map(|row| state_from(row).map(|s| (s.member.id, s)))
+        .collect()
+}
+
+/// The joined select of [`member_state`], for the members of `tenant`.
+fn state_query(tenant: TenantId) -> sea_orm::sea_query::SelectStatement {
     use ledger_balances::Column as B;
     use member_stats::Column as S;
     use member_tiers::Column as T;
     use referrals::Column as R;
     use sea_orm::sea_query::{Expr, ExprTrait, Query};
-    let member = |c: members::Column| Expr::col((members::Entity, c));
     let mut q = Query::select();
     q.from(members::Entity);
     select_prefixed::<members::Entity>(&mut q, "m_");
@@ -603,28 +635,26 @@ pub async fn member_state(
     join_member_row::<member_stats::Entity>(&mut q, "s_", S::MemberId, S::TenantId);
     join_member_row::<member_tiers::Entity>(&mut q, "t_", T::MemberId, T::TenantId);
     join_member_row::<referrals::Entity>(&mut q, "r_", R::RefereeId, R::TenantId);
-    q.and_where(member(members::Column::TenantId).eq(tenant.0));
-    match who {
-        MemberRef::Id(id) => q.and_where(member(members::Column::Id).eq(id.0)),
-        MemberRef::External(e) => q.and_where(member(members::Column::ExternalId).eq(e.as_str())),
-    };
-    let Some(row) = conn.query_one(&q).await? else {
-        return Ok(None);
-    };
+    q.and_where(Expr::col((members::Entity, members::Column::TenantId)).eq(tenant.0));
+    q
+}
+
+/// One row of [`state_query`].
+fn state_from(row: &sea_orm::QueryResult) -> AppResult<MemberState> {
     // A joined row is there when its key is not NULL; then every column must decode.
     let present = |prefix: &str, key: &str| -> AppResult<bool> {
         Ok(row.try_get::<Option<Uuid>>(prefix, key)?.is_some())
     };
-    let member = crate::members::repo::to_domain(members::Model::from_query_result(&row, "m_")?)?;
+    let member = crate::members::repo::to_domain(members::Model::from_query_result(row, "m_")?)?;
     let balances = if present("b_", "member_id")? {
         Some(crate::ledger::repo::balances_from(
-            &ledger_balances::Model::from_query_result(&row, "b_")?,
+            &ledger_balances::Model::from_query_result(row, "b_")?,
         ))
     } else {
         None
     };
     let stats = if present("s_", "member_id")? {
-        let m = member_stats::Model::from_query_result(&row, "s_")?;
+        let m = member_stats::Model::from_query_result(row, "s_")?;
         MemberStats {
             lifetime_spend: m.lifetime_spend,
             purchase_count: m.purchase_count,
@@ -636,23 +666,41 @@ pub async fn member_state(
     };
     let tier = if present("t_", "member_id")? {
         Some(crate::tiers::repo::member_tier_from(
-            member_tiers::Model::from_query_result(&row, "t_")?,
+            member_tiers::Model::from_query_result(row, "t_")?,
         )?)
     } else {
         None
     };
     let referral = if present("r_", "id")? {
         Some(crate::referrals::repo::referral_from(
-            referrals::Model::from_query_result(&row, "r_")?,
+            referrals::Model::from_query_result(row, "r_")?,
         )?)
     } else {
         None
     };
-    Ok(Some(MemberState {
+    Ok(MemberState {
         member,
         balances,
         stats,
         tier,
         referral,
-    }))
+    })
+}
+
+/// Which of `order_ids` `tenant` has already recorded (one query, without their lines).
+pub async fn recorded_order_ids(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    order_ids: &[&str],
+) -> AppResult<HashSet<String>> {
+    Ok(purchases::Entity::find()
+        .select_only()
+        .column(purchases::Column::OrderId)
+        .filter(purchases::Column::TenantId.eq(tenant.0))
+        .filter(purchases::Column::OrderId.is_in(order_ids.iter().copied()))
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
 }

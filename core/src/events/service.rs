@@ -4,13 +4,14 @@
 //! request returns the stored answer and writes nothing; with another request it is CONFLICT.
 
 use super::pipeline::{self, Env, PipelineConfig};
+use super::writer::Written;
 use super::{
     Award, CustomEventRequest, MemberRef, MemberStats, Outcome, Purchase, PurchaseLine,
     PurchaseRequest, PurchaseReturn, ReturnRequest, clawback_target, outbox, repo,
 };
 use crate::auth::{Access, Principal};
 use crate::config::ApiSettings;
-use crate::db::{Batch, Db};
+use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
 use crate::ledger::service::clawback_in;
@@ -147,14 +148,15 @@ async fn replay_purchase(
     })
 }
 
-/// `recordPurchase`: the whole pipeline in one transaction (ADMIN or INTEGRATION).
+/// `recordPurchase`: the whole pipeline in one transaction (ADMIN or INTEGRATION), shared
+/// with the other purchases waiting at the time (group commit, see [`super::writer`]).
 ///
 /// The point rules run before the transaction, on the member as the reader sees them, so the
 /// write lock (SQLite's one writer, the member's row on PostgreSQL) is never held while
 /// plugins run. Under the lock the snapshot is read again; the rules' answer is used only
 /// when it is the same snapshot, and otherwise they run again on the locked one. Rules are
 /// pure functions of event, snapshot and config, so the result is what running them under
-/// the lock would give.
+/// the lock would give. The answer comes after the commit.
 pub async fn record_purchase(
     db: &Db,
     runtime: &PluginRuntime,
@@ -179,124 +181,48 @@ pub async fn record_purchase(
         return replay_purchase(reader, existing, &hash).await;
     }
     pipeline::check_active(&member)?;
-    let mut purchase = new_purchase(&req, member.id, hash.clone(), occurred_at, now);
-    let event_ref = order_ref(&purchase.order_id);
+    let purchase = new_purchase(&req, member.id, hash.clone(), occurred_at, now);
     let event = sdk::MemberEvent {
-        id: event_ref.clone(),
+        id: order_ref(&purchase.order_id),
         occurred_at_ms: occurred_at.timestamp_millis(),
         kind: sdk_purchase(&purchase),
     };
     let lines = purchase.lines.len();
     let early = pipeline::evaluate(env, &event, &seen, lines, occurred_at).await?;
 
-    let txn = db.begin_write().await?;
-    let (state, balances, snap) = pipeline::lock_state(&txn, env, member.id, now).await?;
-    let member = state.member;
-    let mut stats = state.stats;
-    pipeline::check_active(&member)?;
-    // A twin that held the lock before us has changed the snapshot, so the rules run again;
-    // its purchase row then fails ours on the order id's UNIQUE index, below.
-    let (proposed, errors) = if snap == seen {
-        early
-    } else {
-        pipeline::evaluate(env, &event, &snap, lines, occurred_at).await?
-    };
-    // Every write up to the tier check in one round trip, the purchase first.
-    let mut earned = Batch::on(&txn);
-    let awards = pipeline::apply_into(
-        &mut earned,
-        env,
-        member.id,
-        balances,
-        purchase.id,
-        &event_ref,
-        proposed,
-        now,
-    )?;
-    purchase.points_earned = awards.iter().map(|a| a.points).sum();
-    let mut batch = Batch::on(&txn);
-    repo::insert_purchase_into(&mut batch, tenant.id, &purchase);
-    batch.append(earned);
-    stats.lifetime_spend = stats.lifetime_spend.saturating_add(purchase.total);
-    stats.purchase_count += 1;
-    stats.first_purchase_at = Some(
-        stats
-            .first_purchase_at
-            .map_or(occurred_at, |f| f.min(occurred_at)),
-    );
-    stats.last_purchase_at = Some(
-        stats
-            .last_purchase_at
-            .map_or(occurred_at, |l| l.max(occurred_at)),
-    );
-    repo::save_stats_into(&mut batch, tenant.id, member.id, &stats, now);
-    // The purchase first, then what it earned and which rules failed.
-    let mut announced = vec![(
-        "purchase.recorded",
-        json!({
-            "purchaseId": purchase.id,
-            "orderId": purchase.order_id,
-            "occurredAt": purchase.occurred_at,
-            "currency": purchase.currency,
-            "total": purchase.total,
-            "channel": purchase.channel.as_str(),
-            "storeId": purchase.store_id,
-            "lines": purchase.lines.len(),
-            "points": purchase.points_earned,
-        }),
-    )];
-    announced.extend(pipeline::announcements(&event_ref, &awards, &errors));
-    outbox::append_all_into(&mut batch, tenant.id, Some(member.id), announced, now);
-    let activity = crate::tiers::Activity {
-        points: purchase.points_earned,
-        spend: purchase.total,
-        purchases: 1,
-    };
-    crate::tiers::service::record_activity_into(
-        &mut batch,
-        &tenant,
-        member.id,
-        occurred_at,
-        activity,
-    );
-    if let Err(e) = batch.run(&txn).await {
-        let e = AppError::from(e);
-        drop(txn);
-        if !e.is_unique_violation() {
-            return Err(e);
-        }
-        // The same order id, recorded concurrently (for this member or another).
-        let existing = repo::find_purchase(db.reader(), tenant.id, &req.order_id)
-            .await?
-            .ok_or(e)?;
-        return replay_purchase(db.reader(), existing, &hash).await;
-    }
-    // After the purchase's own records: a tier.upgraded it causes follows them.
-    let ladder = config.ladder.as_ref();
-    crate::tiers::service::upgrade_on(&txn, &tenant, ladder, member.id, state.tier, now).await?;
-    let referral_errors = crate::referrals::service::qualify_with(
-        &txn,
-        env,
-        &member,
-        state.referral,
-        &snap,
-        &event,
-        occurred_at,
-        now,
-    )
-    .await?;
-    pipeline::announce(&txn, env, member.id, &event_ref, &[], &referral_errors, now).await?;
-    let mut errors = errors;
-    errors.extend(referral_errors);
-    txn.commit().await?;
-    Ok(RecordedPurchase {
+    let tenant_id = tenant.id;
+    let job = super::writer::Job {
+        tenant,
+        config,
+        runtime: runtime.clone(),
+        awards_max: api.plugin_awards_max,
         purchase,
-        outcome: Outcome {
+        event,
+        seen,
+        early,
+        now,
+    };
+    match db.writers().submit(job).await? {
+        Written::Recorded {
+            purchase,
             awards,
             errors,
-            replayed: false,
-        },
-    })
+        } => Ok(RecordedPurchase {
+            purchase: *purchase,
+            outcome: Outcome {
+                awards,
+                errors,
+                replayed: false,
+            },
+        }),
+        // The same order id, recorded concurrently (for this member or another).
+        Written::Twin => {
+            let existing = repo::find_purchase(db.reader(), tenant_id, &req.order_id)
+                .await?
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("the twin purchase vanished")))?;
+            replay_purchase(db.reader(), existing, &hash).await
+        }
+    }
 }
 
 /// `simulatePurchase`: the same validation, snapshot and rules as `recordPurchase`, on the

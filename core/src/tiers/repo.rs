@@ -321,6 +321,39 @@ pub async fn metric_value(
     Ok(total.unwrap_or(0))
 }
 
+/// [`metric_value`] of several members in one query; a member with no activity in `months`
+/// is missing from the map (their value is 0).
+pub async fn metric_values(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    members: &[MemberId],
+    metric: Metric,
+    months: Option<(i32, i32)>,
+) -> AppResult<std::collections::HashMap<MemberId, i64>> {
+    use tier_activity::Column as C;
+    let sum = match metric {
+        Metric::PointsEarned => "CAST(COALESCE(SUM(points_earned), 0) AS BIGINT)",
+        Metric::Spend => "CAST(COALESCE(SUM(spend), 0) AS BIGINT)",
+        Metric::PurchaseCount => "CAST(COALESCE(SUM(purchases), 0) AS BIGINT)",
+    };
+    let mut q = tier_activity::Entity::find()
+        .select_only()
+        .column(C::MemberId)
+        .column_as(Expr::cust(sum), "total")
+        .filter(C::TenantId.eq(tenant.0))
+        .filter(C::MemberId.is_in(members.iter().map(|m| m.0)))
+        .group_by(C::MemberId);
+    if let Some((from, to)) = months {
+        q = q.filter(C::Month.between(from, to));
+    }
+    Ok(q.into_tuple::<(Uuid, i64)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|(m, v)| (MemberId(m), v))
+        .collect())
+}
+
 /// Members whose review is due at `now`, oldest review first.
 pub async fn due_reviews(
     conn: &impl ConnectionTrait,

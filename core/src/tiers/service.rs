@@ -432,8 +432,66 @@ async fn upgrade_in(
     source: Source,
     now: DateTime<Utc>,
 ) -> AppResult<Option<TierChange>> {
-    let current = stored.as_ref().map_or(Some(0), |s| ladder.rank_of(&s.tier));
     let value = value_at(conn, tenant, ladder, member, now).await?;
+    upgrade_to_value(conn, tenant, ladder, member, stored, value, source, now).await
+}
+
+/// [`upgrade_on`] for several members of `tenant` at once, each with its tier row as read
+/// under its lock and its own time: their metric values in one query per window (one, unless
+/// the calls straddle a month), then a change for each member whose value reaches higher.
+pub async fn upgrade_all_on(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    ladder: Option<&Ladder>,
+    members: Vec<(MemberId, Option<MemberTier>, DateTime<Utc>)>,
+) -> AppResult<()> {
+    let Some(ladder) = ladder else {
+        return Ok(());
+    };
+    let mut windows: BTreeMap<Option<(i32, i32)>, Vec<MemberId>> = BTreeMap::new();
+    for (member, _, now) in &members {
+        let window = super::window_months(ladder.window, tenant.timezone, *now);
+        windows.entry(window).or_default().push(*member);
+    }
+    let mut values = std::collections::HashMap::new();
+    for (window, ids) in &windows {
+        for (member, value) in
+            repo::metric_values(conn, tenant.id, ids, ladder.metric, *window).await?
+        {
+            values.insert((*window, member), value);
+        }
+    }
+    for (member, stored, now) in members {
+        let window = super::window_months(ladder.window, tenant.timezone, now);
+        let value = values.get(&(window, member)).copied().unwrap_or(0);
+        upgrade_to_value(
+            conn,
+            tenant,
+            ladder,
+            member,
+            stored,
+            value,
+            Source::Threshold,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The rest of [`upgrade_in`] once the member's metric value is known.
+#[allow(clippy::too_many_arguments)]
+async fn upgrade_to_value(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    ladder: &Ladder,
+    member: MemberId,
+    stored: Option<MemberTier>,
+    value: i64,
+    source: Source,
+    now: DateTime<Utc>,
+) -> AppResult<Option<TierChange>> {
+    let current = stored.as_ref().map_or(Some(0), |s| ladder.rank_of(&s.tier));
     let qualified = ladder.qualified(value);
     match current {
         Some(c) if qualified <= c => Ok(None),
