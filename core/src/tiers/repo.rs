@@ -245,22 +245,21 @@ pub fn add_activity_into(
     )
     .on_conflict(
         OnConflict::columns([C::MemberId, C::Month])
-            // Qualified: PostgreSQL would read a bare name as ambiguous with EXCLUDED.
-            .value(
-                C::PointsEarned,
-                Expr::col((tier_activity::Entity, C::PointsEarned)).add(a.points),
-            )
-            .value(
-                C::Spend,
-                Expr::col((tier_activity::Entity, C::Spend)).add(a.spend),
-            )
-            .value(
-                C::Purchases,
-                Expr::col((tier_activity::Entity, C::Purchases)).add(a.purchases),
-            )
+            // Qualified: PostgreSQL would read a bare name as ambiguous with EXCLUDED. The
+            // amounts come from EXCLUDED, not as parameters, so that the rows of several
+            // members merge into one statement (`Batch::merge`).
+            .value(C::PointsEarned, add_excluded(C::PointsEarned))
+            .value(C::Spend, add_excluded(C::Spend))
+            .value(C::Purchases, add_excluded(C::Purchases))
             .to_owned(),
     );
     batch.insert(upsert);
+}
+
+/// `tier_activity.c + excluded.c`.
+fn add_excluded(c: tier_activity::Column) -> Expr {
+    Expr::col((tier_activity::Entity, c))
+        .add(Expr::col((sea_orm::sea_query::Alias::new("excluded"), c)))
 }
 
 /// Replaces the member's activity (a rebuild from purchases and awards).
