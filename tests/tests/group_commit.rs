@@ -15,10 +15,10 @@ both_backends!(
 );
 
 const RECORD: &str = "mutation($i: RecordPurchaseInput!) { recordPurchase(input: $i) { purchase { \
-                      id orderId pointsEarned } awards { points } member { balance { available } \
-                      } replayed } }";
+                      id orderId pointsEarned } awards { points } pluginErrors { code message } \
+                      member { balance { available } } replayed } }";
 const BIND: &str = "mutation($i: BindPluginInput!) { bindPlugin(input: $i) { binding { id } } }";
-const PLUGINS: &str = "query { plugins(first: 50) { edges { node { id name } } } }";
+const PLUGINS: &str = "{ plugins { id name } }";
 const MEMBER: &str = "query($id: ID!) { member(id: $id) { balance { available } stats { \
                       purchaseCount lifetimeSpend } purchases(first: 50) { edges { node { \
                       orderId pointsEarned } } } } }";
@@ -33,20 +33,17 @@ fn purchase(member: &str, order: &str, total: i64) -> Value {
 async fn club(s: &TestServer, slug: &str, n: usize) -> (String, String, Vec<String>) {
     let (tenant, admin) = s.tenant(slug).await;
     let plugins = s.ok(&admin, PLUGINS, json!({})).await;
-    let base_rate = plugins["plugins"]["edges"]
+    let base_rate = plugins["plugins"]
         .as_array()
         .expect("plugins")
         .iter()
-        .find(|e| e["node"]["name"] == "base-rate")
-        .expect("base-rate is bundled")["node"]["id"]
+        .find(|p| p["name"] == "base-rate")
+        .expect("base-rate is bundled")["id"]
         .clone();
     let config = json!({"points_per_unit": 1, "unit_minor": 100, "rounding": "floor"});
-    s.ok(
-        &admin,
-        BIND,
-        json!({"i": {"pluginId": base_rate, "config": config}}),
-    )
-    .await;
+    let input = json!({"pluginVersionId": base_rate, "config": config, "priority": 0,
+                       "enabled": true});
+    s.ok(&admin, BIND, json!({"i": input})).await;
     let mut members = Vec::with_capacity(n);
     for i in 0..n {
         members.push(
@@ -56,6 +53,15 @@ async fn club(s: &TestServer, slug: &str, n: usize) -> (String, String, Vec<Stri
     }
     // In id order: the order PostgreSQL locks a group's members in.
     members.sort();
+    // Every member with a balance row, so that `hold_lock` holds a committed row's lock.
+    let db = &s.app().db;
+    let txn = db.begin_write().await.expect("begin");
+    for m in &members {
+        ledger_repo::ensure_balances(&txn, TenantId(uuid(&tenant)), MemberId(uuid(m)), db.now())
+            .await
+            .expect("balance row");
+    }
+    txn.commit().await.expect("commit");
     (tenant, admin, members)
 }
 
@@ -159,7 +165,7 @@ async fn waiting_purchases_commit_together_each_exactly_once(b: Backend) {
     let (tenant, admin, members) = club(&s, "group", 8).await;
     let deactivate =
         "mutation($i: MemberIdInput!) { deactivateMember(input: $i) { member { id } } }";
-    s.ok(&admin, deactivate, json!({"i": {"memberId": members[7]}}))
+    s.ok(&admin, deactivate, json!({"i": {"id": members[7]}}))
         .await;
 
     let (release, holder) = hold_lock(&s, &tenant, &members[0]).await;
@@ -264,8 +270,9 @@ async fn a_group_that_fails_is_done_again_one_by_one(b: Backend) {
         c.database.purchase_writers = 1;
     })
     .await;
-    let replica = s.replica(|_| {}).await;
     let (tenant, admin, members) = club(&s, "retry", 4).await;
+    // Started after the rules are bound: a replica caches a tenant's rules for cache.ttl_ms.
+    let replica = s.replica(|_| {}).await;
 
     let (release_0, holder_0) = hold_lock(&s, &tenant, &members[0]).await;
     // PostgreSQL: a second holder, on member 1, stops the next group after its check.
@@ -324,7 +331,23 @@ async fn a_group_that_fails_is_done_again_one_by_one(b: Backend) {
     for (m, points) in [(0, 10), (1, 20), (2, 30), (3, 40)] {
         let v = s.ok(&admin, MEMBER, json!({"id": members[m]})).await;
         let (balance, count, _, orders) = member_row(&v);
-        assert_eq!((balance, count, orders.len()), (points, 1, 1), "{v:#}");
+        assert_eq!((count, orders.len()), (1, 1), "{v:#}");
+        assert_eq!(balance, orders[0].1, "credited once: {v:#}");
+        if m == 2 && balance != points {
+            // The replica's first rule call, in a debug build on a busy machine, may pass
+            // plugins.deadline_ms: recorded without those points, and said so.
+            let fresh = all
+                .iter()
+                .find(|v| {
+                    v["data"]["recordPurchase"]["replayed"] == false
+                        && v["data"]["recordPurchase"]["purchase"]["orderId"] == "r-twin"
+                })
+                .expect("the twin's first answer");
+            let errors = &fresh["data"]["recordPurchase"]["pluginErrors"];
+            assert!(!errors.as_array().expect("errors").is_empty(), "{fresh:#}");
+        } else {
+            assert_eq!(balance, points, "{v:#}");
+        }
     }
     s.assert_audit_clean().await;
     replica.finish().await;

@@ -202,9 +202,15 @@ pub async fn lock_states(
         sea_orm::DbBackend::Sqlite => None,
         _ => Some(ledger_repo::lock_balances_of(conn, tenant, members).await?),
     };
-    let states = super::repo::member_states(conn, tenant, members).await?;
+    let mut states = super::repo::member_states(conn, tenant, members).await?;
     let mut out = HashMap::with_capacity(states.len());
-    for (id, state) in states {
+    // In id order, as the rows were locked: creating the missing ones takes locks too.
+    let mut ids = members.to_vec();
+    ids.sort();
+    for id in ids {
+        let Some(state) = states.remove(&id) else {
+            continue;
+        };
         let balances = match (locked.as_mut().map(|l| l.remove(&id)), &state.balances) {
             (Some(Some(b)), _) => b,
             (None, Some(b)) => *b,
