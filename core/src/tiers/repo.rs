@@ -301,23 +301,8 @@ pub async fn metric_value(
     metric: Metric,
     months: Option<(i32, i32)>,
 ) -> AppResult<i64> {
-    use tier_activity::Column as C;
-    // SUM of BIGINT is NUMERIC on PostgreSQL: cast so both backends return an integer.
-    let sum = match metric {
-        Metric::PointsEarned => "CAST(COALESCE(SUM(points_earned), 0) AS BIGINT)",
-        Metric::Spend => "CAST(COALESCE(SUM(spend), 0) AS BIGINT)",
-        Metric::PurchaseCount => "CAST(COALESCE(SUM(purchases), 0) AS BIGINT)",
-    };
-    let mut q = tier_activity::Entity::find()
-        .select_only()
-        .column_as(Expr::cust(sum), "total")
-        .filter(C::TenantId.eq(tenant.0))
-        .filter(C::MemberId.eq(member.0));
-    if let Some((from, to)) = months {
-        q = q.filter(C::Month.between(from, to));
-    }
-    let total: Option<i64> = q.into_tuple::<i64>().one(conn).await?;
-    Ok(total.unwrap_or(0))
+    let values = metric_values(conn, tenant, &[member], metric, months).await?;
+    Ok(values.get(&member).copied().unwrap_or(0))
 }
 
 /// [`metric_value`] of several members in one query; a member with no activity in `months`
@@ -330,6 +315,7 @@ pub async fn metric_values(
     months: Option<(i32, i32)>,
 ) -> AppResult<std::collections::HashMap<MemberId, i64>> {
     use tier_activity::Column as C;
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast so both backends return an integer.
     let sum = match metric {
         Metric::PointsEarned => "CAST(COALESCE(SUM(points_earned), 0) AS BIGINT)",
         Metric::Spend => "CAST(COALESCE(SUM(spend), 0) AS BIGINT)",
