@@ -154,43 +154,16 @@ pub async fn read_state(
     Ok((state, snap))
 }
 
-/// [`read_state`] under the member's lock, held for the rest of the transaction. Returns the
-/// state, its balances and the snapshot.
+/// [`read_state`] under the members' locks, held for the rest of the transaction, for several
+/// members of the tenant of `env` at once (the purchase writer's group). Returns each member's
+/// state, balances and snapshot; a member who does not exist is missing from the map.
 ///
 /// SQLite: one query. The transaction began `IMMEDIATE`, so it holds the one write lock and
-/// its first read already sees every committed event of the member.
-/// PostgreSQL: the balance row is locked first (`FOR UPDATE`), then the state is read in a
-/// statement of its own, whose snapshot is taken after the lock was granted and so includes
-/// what a concurrent event of the member committed while we waited (READ COMMITTED).
-pub async fn lock_state(
-    conn: &impl ConnectionTrait,
-    env: Env<'_>,
-    member: MemberId,
-    now: DateTime<Utc>,
-) -> AppResult<(MemberState, Balances, sdk::MemberSnapshot)> {
-    let who = MemberRef::Id(member);
-    let tenant = env.tenant.id;
-    let locked = match conn.get_database_backend() {
-        sea_orm::DbBackend::Sqlite => None,
-        _ => Some(ledger_repo::lock_balances(conn, tenant, member, now).await?),
-    };
-    let state = super::repo::member_state(conn, tenant, &who)
-        .await?
-        .ok_or(AppError::not_found("member"))?;
-    let balances = match (locked, &state.balances) {
-        (Some(b), _) => b,
-        (None, Some(b)) => *b,
-        // The member's first entry: create the row (and lock it).
-        (None, None) => ledger_repo::lock_balances(conn, tenant, member, now).await?,
-    };
-    let snap = state_snapshot(env, &state, &balances);
-    Ok((state, balances, snap))
-}
-
-/// [`lock_state`] for several members of the tenant of `env` at once (the purchase writer's
-/// group): on PostgreSQL their balance rows are locked in one statement, in id order, then
-/// every state is read in one query; on SQLite the one query is all. A member who does not
-/// exist is missing from the map.
+/// its first read already sees every committed event of the members.
+/// PostgreSQL: the balance rows are locked first (`FOR UPDATE`, one statement, id order), then
+/// the states are read in a statement of their own, whose snapshot is taken after the locks
+/// were granted and so includes what a concurrent event of a member committed while we waited
+/// (READ COMMITTED).
 pub async fn lock_states(
     conn: &impl ConnectionTrait,
     env: Env<'_>,

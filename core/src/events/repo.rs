@@ -585,7 +585,7 @@ fn join_member_row<E: EntityTrait>(
 /// Not for locking on PostgreSQL: `FOR UPDATE OF ledger_balances` on this join would wait for
 /// a concurrent event of the member and then re-read only the balance row, while statistics
 /// and tier still came from the snapshot taken before the wait. Lock first
-/// (`ledger::repo::lock_balances`), then read (see `events::pipeline::lock_state`).
+/// (`ledger::repo::lock_balances`), then read (see `events::pipeline::lock_states`).
 pub async fn member_state(
     conn: &impl ConnectionTrait,
     tenant: TenantId,

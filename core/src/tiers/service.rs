@@ -389,7 +389,7 @@ pub async fn record_activity_on(
 }
 
 /// The write of [`record_activity_on`] as part of a [`Batch`]; false when there is nothing to
-/// record. Once the batch ran, [`upgrade_on`] is the rest.
+/// record. Once the batch ran, [`upgrade_all_on`] is the rest.
 pub fn record_activity_into(
     batch: &mut Batch,
     tenant: &Tenant,
@@ -403,23 +403,6 @@ pub fn record_activity_into(
     let month = local_month(tenant.timezone, occurred_at);
     repo::add_activity_into(batch, tenant.id, member, month, activity);
     true
-}
-
-/// The rest of [`record_activity_on`] after its batch ran: lifts the member on `ladder` (when
-/// there is one) to the tier the recorded activity reaches. `stored` is the member's tier row
-/// as read under the member's lock in this transaction.
-pub async fn upgrade_on(
-    conn: &impl ConnectionTrait,
-    tenant: &Tenant,
-    ladder: Option<&Ladder>,
-    member: MemberId,
-    stored: Option<MemberTier>,
-    now: DateTime<Utc>,
-) -> AppResult<Option<TierChange>> {
-    let Some(ladder) = ladder else {
-        return Ok(None);
-    };
-    upgrade_in(conn, tenant, ladder, member, stored, Source::Threshold, now).await
 }
 
 /// Lifts the member to the highest tier the value reaches, if that is above the current one.
@@ -436,8 +419,9 @@ async fn upgrade_in(
     upgrade_to_value(conn, tenant, ladder, member, stored, value, source, now).await
 }
 
-/// [`upgrade_on`] for several members of `tenant` at once, each with its tier row as read
-/// under its lock and its own time: their metric values in one query per window (one, unless
+/// The rest of [`record_activity_into`] after its batch ran, for several members of `tenant`
+/// at once: lifts each member on `ladder` (when there is one) to the tier the recorded
+/// activity reaches, with its tier row as read under its lock and its own time: their metric values in one query per window (one, unless
 /// the calls straddle a month), then a change for each member whose value reaches higher.
 pub async fn upgrade_all_on(
     conn: &impl ConnectionTrait,
