@@ -146,6 +146,10 @@ pub struct ApiSettings {
     pub rewards_max: u32,
     /// Most tiers one ladder may have.
     pub tiers_max: usize,
+    /// Most parsed GraphQL documents kept by query text (0: parse every request).
+    pub document_cache_entries: usize,
+    /// Longest query text, in bytes, whose parsed document is kept.
+    pub document_cache_query_bytes_max: usize,
 }
 
 impl Default for ApiSettings {
@@ -167,6 +171,8 @@ impl Default for ApiSettings {
             redemption_quantity_max: 100,
             rewards_max: 500,
             tiers_max: 20,
+            document_cache_entries: 256,
+            document_cache_query_bytes_max: 16 * 1024,
         }
     }
 }
@@ -253,6 +259,14 @@ impl Settings {
         anyhow::ensure!(
             self.api.body_bytes_max >= 1024,
             "api.body_bytes_max must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.api.document_cache_entries <= 100_000,
+            "api.document_cache_entries must be at most 100000"
+        );
+        anyhow::ensure!(
+            self.api.document_cache_query_bytes_max <= self.api.body_bytes_max,
+            "api.document_cache_query_bytes_max must be at most api.body_bytes_max"
         );
         anyhow::ensure!(
             (1..=100_000).contains(&self.jobs.batch_max),
@@ -404,5 +418,22 @@ mod tests {
         assert!(refused(|d| d.write_batch_max = 1025).contains("database.write_batch_max"));
         assert!(refused(|d| d.purchase_writers = 0).contains("database.purchase_writers"));
         assert!(refused(|d| d.purchase_writers = 17).contains("database.purchase_writers"));
+    }
+
+    #[test]
+    fn document_cache_limits_are_checked() {
+        let refused = |f: fn(&mut ApiSettings)| {
+            let mut s = Settings::default();
+            f(&mut s.api);
+            s.validate().expect_err("refused").to_string()
+        };
+        let mut off = Settings::default();
+        off.api.document_cache_entries = 0;
+        off.validate().expect("0 turns the cache off");
+        assert!(refused(|a| a.document_cache_entries = 100_001).contains("document_cache_entries"));
+        assert!(
+            refused(|a| a.document_cache_query_bytes_max = 2 * 1024 * 1024)
+                .contains("document_cache_query_bytes_max")
+        );
     }
 }

@@ -81,7 +81,7 @@ fn is_mutation(req: &mut async_graphql::Request) -> bool {
     }
 }
 
-async fn execute(s: &HttpState, headers: &HeaderMap, req: async_graphql::Request) -> Response {
+async fn execute(s: &HttpState, headers: &HeaderMap, mut req: async_graphql::Request) -> Response {
     let principal = match bearer(headers) {
         None => None,
         Some(token) => {
@@ -98,6 +98,7 @@ async fn execute(s: &HttpState, headers: &HeaderMap, req: async_graphql::Request
             }
         }
     };
+    s.documents.prepare(&mut req);
     let resp = s.schema.execute(req.data(RequestAuth(principal))).await;
     Json(with_error_codes(resp)).into_response()
 }

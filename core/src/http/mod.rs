@@ -5,6 +5,7 @@
 //! browsers. `/healthz` answers while the process runs; `/readyz` only while the database
 //! answers too. Tests call [`launch`] with a listener on `127.0.0.1:0`.
 
+mod documents;
 mod graphql;
 
 use crate::AppState;
@@ -27,6 +28,7 @@ use tower_http::trace::TraceLayer;
 pub(crate) struct HttpState {
     pub(crate) app: AppState,
     pub(crate) schema: AppSchema,
+    pub(crate) documents: std::sync::Arc<documents::Documents>,
 }
 
 /// The whole router, callable from tests without a socket.
@@ -34,7 +36,12 @@ pub fn router(app: AppState) -> Router {
     let schema = build_schema(Some(app.clone()), &app.settings.api);
     let body_max = app.settings.api.body_bytes_max;
     let timeout = Duration::from_secs(app.settings.server.request_timeout_s);
-    let state = HttpState { app, schema };
+    let documents = std::sync::Arc::new(documents::Documents::new(&app.settings.api));
+    let state = HttpState {
+        app,
+        schema,
+        documents,
+    };
     Router::new()
         .route(
             "/graphql",
