@@ -110,8 +110,9 @@ async fn one_batch_writes_rows_in_order_and_upserts(b: Backend) {
         let specs = (0..3)
             .map(|i| earn(10 + i, format!("batch:{round}:{i}")))
             .collect();
-        let entries = ledger::earn_fresh_into(&mut batch, &tenant, member, balances, specs, now)
-            .expect("prepared");
+        let (entries, after) =
+            ledger::earn_fresh_into(&mut batch, &tenant, member, balances, specs, now)
+                .expect("prepared");
         let stats = MemberStats {
             lifetime_spend: 1_000 * round,
             purchase_count: round,
@@ -155,6 +156,7 @@ async fn one_batch_writes_rows_in_order_and_upserts(b: Backend) {
             .await
             .expect("balances");
         assert_eq!(b.available, 33 * round, "10 + 11 + 12 a round");
+        assert_eq!(after, b, "the balances returned are the ones saved");
         let read = repo::stats(db.reader(), tenant.id, member)
             .await
             .expect("stats");

@@ -201,6 +201,39 @@ async fn waiting_purchases_commit_together_each_exactly_once(b: Backend) {
         }
     }
     assert_eq!(replayed, 1, "one of the twins is answered with the other");
+    // Each answer's balance is the one its group committed (answered without a read): a
+    // member's one purchase is all of its points; member 1's three answers are three
+    // different running totals, the last one all of its 32 points.
+    let answered = |v: &Value| {
+        let r = &v["data"]["recordPurchase"];
+        let b = r["member"]["balance"]["available"]
+            .as_i64()
+            .expect("balance");
+        (
+            r["purchase"]["orderId"]
+                .as_str()
+                .expect("orderId")
+                .to_string(),
+            b,
+        )
+    };
+    assert_eq!(answered(&first), ("g-0".to_string(), 10));
+    let mut ones = Vec::new();
+    for v in recorded {
+        let (order, balance) = answered(v);
+        if order.starts_with("g-1") {
+            ones.push(balance);
+        } else if order == "g-twin" {
+            assert_eq!(balance, 9, "{v:#}");
+        } else {
+            let i: i64 = order[2..].parse().expect("g-i");
+            assert_eq!(balance, 10 * (i + 1), "{v:#}");
+        }
+    }
+    ones.sort();
+    ones.dedup();
+    assert_eq!(ones.len(), 3, "{ones:?}");
+    assert_eq!(ones.last(), Some(&32), "{ones:?}");
 
     let stats = s.app().db.writer_stats();
     assert_eq!(stats.purchases, queued + 1, "{stats:?}");

@@ -309,6 +309,8 @@ async fn a_referral_pays_both_sides_once(b: Backend) {
     let after = Utc::now();
     assert_eq!(p["replayed"], false);
     let first_id = p["purchase"]["id"].clone();
+    // The answer's balance counts the referee's points, paid after the purchase's own writes.
+    assert_eq!(p["member"]["balance"]["available"], 250, "{p}");
     assert_eq!(points(&s, &admin, &[&a, &bob]).await, [500, 250]);
     let want = json!([[bob, "QUALIFIED", 500, 250]]);
     assert_eq!(rows(&s, &admin, &a).await, want);

@@ -386,7 +386,7 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Award>> {
     let mut batch = Batch::on(conn);
-    let awards = apply_into(
+    let (awards, _) = apply_into(
         &mut batch, env, member, balances, source, event_ref, proposed, now,
     )?;
     batch.run(conn).await?;
@@ -394,7 +394,7 @@ pub async fn apply(
 }
 
 /// [`apply`] as part of a [`Batch`]: the awards' lots, entries, lines, the member's balances
-/// and the awards themselves, in that order.
+/// and the awards themselves, in that order. Returns the awards and the balances saved.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_into(
     batch: &mut Batch,
@@ -405,7 +405,7 @@ pub fn apply_into(
     event_ref: &str,
     proposed: Vec<Proposed>,
     now: DateTime<Utc>,
-) -> AppResult<Vec<Award>> {
+) -> AppResult<(Vec<Award>, Balances)> {
     let mut per_binding: HashMap<Uuid, u32> = HashMap::new();
     let mut specs = Vec::with_capacity(proposed.len());
     for p in &proposed {
@@ -433,7 +433,7 @@ pub fn apply_into(
         });
     }
     // A few multi-row INSERTs and one balance update for all of the event's awards.
-    let entries = earn_fresh_into(batch, env.tenant, member, balances, specs, now)?;
+    let (entries, balances) = earn_fresh_into(batch, env.tenant, member, balances, specs, now)?;
     let awards: Vec<Award> = proposed
         .into_iter()
         .zip(entries)
@@ -450,7 +450,7 @@ pub fn apply_into(
         })
         .collect();
     super::repo::insert_awards_into(batch, env.tenant.id, member, source, &awards, now)?;
-    Ok(awards)
+    Ok((awards, balances))
 }
 
 /// Appends `points.earned` for each award and `plugin.failed` for each failed rule, after the

@@ -49,6 +49,9 @@ async fn resolve_member(
 pub struct RecordedPurchase {
     pub purchase: Purchase,
     pub outcome: Outcome,
+    /// The member and balances as the purchase's transaction committed them, when known
+    /// without a read (not for a replay).
+    pub member: Option<(Member, crate::ledger::Balances)>,
 }
 
 fn env<'a>(
@@ -145,6 +148,7 @@ async fn replay_purchase(
             errors: Vec::new(),
             replayed: true,
         },
+        member: None,
     })
 }
 
@@ -207,6 +211,7 @@ pub async fn record_purchase(
             purchase,
             awards,
             errors,
+            member,
         } => Ok(RecordedPurchase {
             purchase: *purchase,
             outcome: Outcome {
@@ -214,6 +219,7 @@ pub async fn record_purchase(
                 errors,
                 replayed: false,
             },
+            member: member.map(|m| *m),
         }),
         // The same order id, recorded concurrently (for this member or another).
         Written::Twin => {

@@ -58,6 +58,10 @@ pub(crate) enum Written {
         purchase: Box<Purchase>,
         awards: Vec<Award>,
         errors: Vec<PluginError>,
+        /// The member and the balances the transaction committed, so that the answer needs
+        /// no read; `None` when the group also qualified referrals, whose points change
+        /// balances after the purchases' own writes.
+        member: Option<Box<(crate::members::Member, crate::ledger::Balances)>>,
     },
     /// Its order id was recorded first by another request: the caller answers with that one.
     Twin,
@@ -256,6 +260,8 @@ struct Staged<'a> {
     purchase: Purchase,
     awards: Vec<Award>,
     errors: Vec<PluginError>,
+    /// The member's balances as this purchase left them.
+    balances: crate::ledger::Balances,
     state: super::repo::MemberState,
     snap: sdk::MemberSnapshot,
 }
@@ -320,6 +326,7 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
         .map(|s| (s.purchase.member_id, s.state.tier.clone(), s.job.now))
         .collect();
     crate::tiers::service::upgrade_all_on(&txn, tenant, ladder, lifts).await?;
+    let mut referred = false;
     for s in &mut staged {
         let job = s.job;
         let env = env(db, job);
@@ -327,6 +334,7 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
         if referral.is_none() {
             continue;
         }
+        referred = true;
         let occurred_at = s.purchase.occurred_at;
         let referral_errors = crate::referrals::service::qualify_with(
             &txn,
@@ -359,10 +367,12 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
         "purchase group committed"
     );
     for s in staged {
+        let member = (!referred).then(|| Box::new((s.state.member, s.balances)));
         results[s.index] = Some(Ok(Written::Recorded {
             purchase: Box::new(s.purchase),
             awards: s.awards,
             errors: s.errors,
+            member,
         }));
     }
     Ok(results
@@ -394,7 +404,7 @@ async fn stage<'a>(
     let member = purchase.member_id;
     let tenant = env.tenant;
     let mut own = Batch::new(env.db.backend());
-    let awards = pipeline::apply_into(
+    let (awards, balances) = pipeline::apply_into(
         &mut own,
         env,
         member,
@@ -442,6 +452,7 @@ async fn stage<'a>(
         purchase,
         awards,
         errors,
+        balances,
         state,
         snap,
     })

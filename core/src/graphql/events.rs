@@ -57,7 +57,9 @@ fn member_ref(id: Option<ID>, external_id: Option<String>) -> Result<MemberRef, 
 async fn load_member(ctx: &Context<'_>, id: MemberId) -> Result<MemberObject> {
     let st = state(ctx);
     let p = principal(ctx)?;
-    Ok(MemberObject(members::service::get(&st.db, &p, id).await?))
+    Ok(MemberObject::from(
+        members::service::get(&st.db, &p, id).await?,
+    ))
 }
 
 /// Points one point rule gave for an event.
@@ -535,7 +537,10 @@ impl EventsMutation {
         let p = principal(ctx)?;
         let req = input.into_request()?;
         let r = service::record_purchase(&st.db, &st.plugins, &st.settings.api, &p, req).await?;
-        let member = load_member(ctx, r.purchase.member_id).await?;
+        let member = match r.member {
+            Some((member, balances)) => MemberObject::with_balances(member, balances),
+            None => load_member(ctx, r.purchase.member_id).await?,
+        };
         Ok(RecordPurchasePayload {
             purchase: PurchaseObject(r.purchase),
             awards: awards(r.outcome.awards),
@@ -559,7 +564,7 @@ impl EventsMutation {
         Ok(SimulatePurchasePayload {
             awards: awards(outcome.awards),
             plugin_errors: errors(outcome.errors),
-            member: MemberObject(member),
+            member: MemberObject::from(member),
         })
     }
 

@@ -236,7 +236,7 @@ impl LedgerMutation {
         let m = crate::members::service::get(&st.db, &p, member).await?;
         Ok(AdjustPointsPayload {
             entry: EntryObject(entry),
-            member: MemberObject(m),
+            member: MemberObject::from(m),
         })
     }
 

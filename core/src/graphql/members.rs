@@ -7,6 +7,7 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::ids::MemberId;
+use crate::ledger::Balances;
 use crate::ledger::service as ledger;
 use crate::members::{
     self, Consents, EnrollRequest, Member, MemberFilter, MemberLimits, MemberPatch, MemberStatus,
@@ -57,7 +58,22 @@ impl From<StatusEnum> for MemberStatus {
     }
 }
 
-pub(crate) struct MemberObject(pub(crate) Member);
+/// A member as the API shows it, with its balances when whatever found the member read them
+/// too (`member(id) { balance }` in one statement; `recordPurchase` from its transaction);
+/// otherwise `balance` reads them.
+pub(crate) struct MemberObject(pub(crate) Member, Option<Balances>);
+
+impl From<Member> for MemberObject {
+    fn from(m: Member) -> Self {
+        Self(m, None)
+    }
+}
+
+impl MemberObject {
+    pub(crate) fn with_balances(m: Member, b: Balances) -> Self {
+        Self(m, Some(b))
+    }
+}
 
 #[derive(SimpleObject)]
 #[graphql(name = "Consents")]
@@ -123,8 +139,12 @@ impl MemberObject {
     }
     /// Points balances and lifetime totals.
     async fn balance(&self, ctx: &Context<'_>) -> Result<BalanceObject> {
-        let st = state(ctx);
         let p = principal(ctx)?;
+        if let Some(b) = self.1 {
+            p.require_tenant(crate::auth::Access::Read)?;
+            return Ok(b.into());
+        }
+        let st = state(ctx);
         Ok(ledger::balances(&st.db, &p, self.0.id).await?.into())
     }
     /// Available points that expire within `withinDays`, per expiry instant, soonest first.
@@ -329,8 +349,14 @@ impl MemberQuery {
     async fn member(&self, ctx: &Context<'_>, id: ID) -> Result<MemberObject> {
         let st = state(ctx);
         let p = principal(ctx)?;
-        let m = members::service::get(&st.db, &p, member_id(&id)?).await?;
-        Ok(MemberObject(m))
+        let id = member_id(&id)?;
+        if ctx.look_ahead().field("balance").exists() {
+            let (m, b) = members::service::get_with_balances(&st.db, &p, id).await?;
+            return Ok(MemberObject::with_balances(m, b));
+        }
+        Ok(MemberObject::from(
+            members::service::get(&st.db, &p, id).await?,
+        ))
     }
 
     async fn member_by_external_id(
@@ -341,7 +367,7 @@ impl MemberQuery {
         let st = state(ctx);
         let p = principal(ctx)?;
         let m = members::service::get_by_external_id(&st.db, &p, &external_id).await?;
-        Ok(MemberObject(m))
+        Ok(MemberObject::from(m))
     }
 
     /// Members in enrolment order, `first` at most `api.page_size_max`.
@@ -372,7 +398,7 @@ impl MemberQuery {
             result
                 .items
                 .into_iter()
-                .map(|m| Edge::new(encode_cursor(m.id.0), MemberObject(m))),
+                .map(|m| Edge::new(encode_cursor(m.id.0), MemberObject::from(m))),
         );
         Ok(conn)
     }
@@ -421,7 +447,7 @@ impl MemberMutation {
         )
         .await?;
         Ok(EnrollMemberPayload {
-            member: MemberObject(m),
+            member: MemberObject::from(m),
         })
     }
 
@@ -456,7 +482,7 @@ impl MemberMutation {
         };
         let m = members::service::update(&st.db, &p, id, change, limits(st)).await?;
         Ok(UpdateMemberPayload {
-            member: MemberObject(m),
+            member: MemberObject::from(m),
         })
     }
 
@@ -476,7 +502,7 @@ impl MemberMutation {
         )
         .await?;
         Ok(MemberPayload {
-            member: MemberObject(m),
+            member: MemberObject::from(m),
         })
     }
 
@@ -492,7 +518,7 @@ impl MemberMutation {
             members::service::set_status(&st.db, &p, member_id(&input.id)?, MemberStatus::Active)
                 .await?;
         Ok(MemberPayload {
-            member: MemberObject(m),
+            member: MemberObject::from(m),
         })
     }
 
@@ -503,7 +529,7 @@ impl MemberMutation {
         let p = principal(ctx)?;
         let m = members::service::erase(&st.db, &p, member_id(&input.id)?).await?;
         Ok(MemberPayload {
-            member: MemberObject(m),
+            member: MemberObject::from(m),
         })
     }
 }

@@ -72,7 +72,9 @@ impl ReferralObject {
 async fn member(ctx: &Context<'_>, id: MemberId) -> Result<MemberObject> {
     let st = state(ctx);
     let p = principal(ctx)?;
-    Ok(MemberObject(members::service::get(&st.db, &p, id).await?))
+    Ok(MemberObject::from(
+        members::service::get(&st.db, &p, id).await?,
+    ))
 }
 
 pub(crate) async fn code(ctx: &Context<'_>, member: MemberId) -> Result<String> {

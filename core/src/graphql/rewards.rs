@@ -477,7 +477,9 @@ struct CancelRedemptionPayload {
 async fn load_member(ctx: &Context<'_>, id: MemberId) -> Result<MemberObject> {
     let st = state(ctx);
     let p = principal(ctx)?;
-    Ok(MemberObject(members::service::get(&st.db, &p, id).await?))
+    Ok(MemberObject::from(
+        members::service::get(&st.db, &p, id).await?,
+    ))
 }
 
 #[derive(Default)]

@@ -570,7 +570,7 @@ impl TiersMutation {
         )
         .await?;
         Ok(AssignTierPayload {
-            member: MemberObject(members::service::get(&st.db, &p, member).await?),
+            member: MemberObject::from(members::service::get(&st.db, &p, member).await?),
         })
     }
 }

@@ -294,7 +294,7 @@ pub async fn earn_fresh_in(
     now: DateTime<Utc>,
 ) -> AppResult<Vec<Entry>> {
     let mut batch = Batch::on(conn);
-    let entries = earn_fresh_into(&mut batch, tenant, member, balances, specs, now)?;
+    let (entries, _) = earn_fresh_into(&mut batch, tenant, member, balances, specs, now)?;
     batch
         .run(conn)
         .await
@@ -303,8 +303,8 @@ pub async fn earn_fresh_in(
 }
 
 /// [`earn_fresh_in`] as part of a [`Batch`]: checks and prepares the entries and adds their
-/// lots, entries, lines and the member's new balances to `batch`. The caller runs it in the
-/// transaction that holds the member's lock.
+/// lots, entries, lines and the member's new balances to `batch`, and returns those balances.
+/// The caller runs it in the transaction that holds the member's lock.
 pub fn earn_fresh_into(
     batch: &mut Batch,
     tenant: &Tenant,
@@ -312,9 +312,9 @@ pub fn earn_fresh_into(
     mut balances: Balances,
     specs: Vec<EarnSpec>,
     now: DateTime<Utc>,
-) -> AppResult<Vec<Entry>> {
+) -> AppResult<(Vec<Entry>, Balances)> {
     if specs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), balances));
     }
     for s in &specs {
         check_amount(s.points)?;
@@ -331,7 +331,7 @@ pub fn earn_fresh_into(
     repo::insert_lots_into(batch, lots);
     repo::insert_entries_into(batch, &entries);
     repo::save_balances_into(batch, tenant.id, member, &balances, now);
-    Ok(entries.into_iter().map(|(e, _)| e).collect())
+    Ok((entries.into_iter().map(|(e, _)| e).collect(), balances))
 }
 
 /// Takes `amount` from the member's available lots (FIFO by expiry) into `to`.

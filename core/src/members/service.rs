@@ -197,6 +197,20 @@ pub async fn get(db: &Db, principal: &Principal, id: MemberId) -> AppResult<Memb
         .ok_or(AppError::not_found("member"))
 }
 
+/// [`get`] with the member's balances, in one statement.
+pub async fn get_with_balances(
+    db: &Db,
+    principal: &Principal,
+    id: MemberId,
+) -> AppResult<(Member, crate::ledger::Balances)> {
+    let t = principal.require_tenant(Access::Read)?;
+    let who = crate::events::MemberRef::Id(id);
+    let state = crate::events::repo::member_state(db.reader(), t.tenant_id, &who)
+        .await?
+        .ok_or(AppError::not_found("member"))?;
+    Ok((state.member, state.balances.unwrap_or_default()))
+}
+
 pub async fn get_by_external_id(
     db: &Db,
     principal: &Principal,
