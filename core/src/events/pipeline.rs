@@ -138,20 +138,22 @@ pub async fn read_snapshot_in(
     Ok(snapshot_with(conn, env, member, balances).await?.2)
 }
 
-/// The member and the snapshot plugins see, from one query without a lock (`NOT_FOUND` when
-/// there is no such member): what a purchase's point rules are evaluated on before its write
-/// transaction begins.
+/// The member and the snapshot plugins see, and whether `order_id` is already recorded, from
+/// one query without a lock (`NOT_FOUND` when there is no such member): what a purchase's
+/// point rules are evaluated on before its write transaction begins.
 pub async fn read_state(
     conn: &impl ConnectionTrait,
     env: Env<'_>,
     who: &MemberRef,
-) -> AppResult<(MemberState, sdk::MemberSnapshot)> {
-    let state = super::repo::member_state(conn, env.tenant.id, who)
-        .await?
-        .ok_or(AppError::not_found("member"))?;
+    order_id: &str,
+) -> AppResult<(MemberState, sdk::MemberSnapshot, bool)> {
+    let (state, recorded) =
+        super::repo::member_state_and_order(conn, env.tenant.id, who, Some(order_id))
+            .await?
+            .ok_or(AppError::not_found("member"))?;
     let balances = state.balances.unwrap_or_default();
     let snap = state_snapshot(env, &state, &balances);
-    Ok((state, snap))
+    Ok((state, snap, recorded))
 }
 
 /// [`read_state`] under the members' locks, held for the rest of the transaction, for several

@@ -591,17 +591,44 @@ pub async fn member_state(
     tenant: TenantId,
     who: &MemberRef,
 ) -> AppResult<Option<MemberState>> {
-    use sea_orm::sea_query::{Expr, ExprTrait};
+    Ok(member_state_and_order(conn, tenant, who, None)
+        .await?
+        .map(|(state, _)| state))
+}
+
+/// [`member_state`], and in the same statement whether `order_id` (when given) is already
+/// recorded in the tenant, for any member: a new purchase's replay check costs no round trip
+/// of its own.
+pub async fn member_state_and_order(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    who: &MemberRef,
+    order_id: Option<&str>,
+) -> AppResult<Option<(MemberState, bool)>> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
     let member = |c: members::Column| Expr::col((members::Entity, c));
     let mut q = state_query(tenant);
     match who {
         MemberRef::Id(id) => q.and_where(member(members::Column::Id).eq(id.0)),
         MemberRef::External(e) => q.and_where(member(members::Column::ExternalId).eq(e.as_str())),
     };
-    match conn.query_one(&q).await? {
-        Some(row) => state_from(&row).map(Some),
-        None => Ok(None),
+    if let Some(order) = order_id {
+        let recorded = Query::select()
+            .expr(Expr::val(1))
+            .from(purchases::Entity)
+            .and_where(Expr::col((purchases::Entity, purchases::Column::TenantId)).eq(tenant.0))
+            .and_where(Expr::col((purchases::Entity, purchases::Column::OrderId)).eq(order))
+            .to_owned();
+        q.expr_as(Expr::exists(recorded), Alias::new("order_recorded"));
     }
+    let Some(row) = conn.query_one(&q).await? else {
+        return Ok(None);
+    };
+    let recorded = match order_id {
+        Some(_) => row.try_get::<bool>("", "order_recorded")?,
+        None => false,
+    };
+    Ok(Some((state_from(&row)?, recorded)))
 }
 
 /// [`member_state`] of several members of `tenant` in one query, by id; a member that does

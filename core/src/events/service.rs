@@ -179,9 +179,12 @@ pub async fn record_purchase(
 
     // Outside the write lock: a replay is answered from the reader, and the rules run.
     let reader = db.reader();
-    let (seen_state, seen) = pipeline::read_state(reader, env, &req.member).await?;
+    let (seen_state, seen, recorded) =
+        pipeline::read_state(reader, env, &req.member, &req.order_id).await?;
     let member = seen_state.member;
-    if let Some(existing) = repo::find_purchase(reader, tenant.id, &req.order_id).await? {
+    if recorded
+        && let Some(existing) = repo::find_purchase(reader, tenant.id, &req.order_id).await?
+    {
         return replay_purchase(reader, existing, &hash).await;
     }
     pipeline::check_active(&member)?;
