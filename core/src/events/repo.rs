@@ -255,9 +255,10 @@ pub async fn find_event(
         }))
 }
 
+/// A member event's row (custom, enrolment, birthday), as part of a [`Batch`].
 #[allow(clippy::too_many_arguments)]
-pub async fn insert_event(
-    conn: &impl ConnectionTrait,
+pub fn insert_event_into(
+    batch: &mut Batch,
     tenant: TenantId,
     id: Uuid,
     member: MemberId,
@@ -268,8 +269,8 @@ pub async fn insert_event(
     occurred_at: DateTime<Utc>,
     properties: &str,
     now: DateTime<Utc>,
-) -> AppResult<()> {
-    member_events::Entity::insert(
+) {
+    batch.insert(member_events::Entity::insert(
         member_events::Model {
             id,
             tenant_id: tenant.0,
@@ -283,10 +284,7 @@ pub async fn insert_event(
             created_at: now,
         }
         .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    ));
 }
 
 fn award_from(m: event_awards::Model) -> Award {

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::auth::{Access, Principal};
 use crate::config::ApiSettings;
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
 use crate::ledger::service::clawback_in;
@@ -525,8 +525,8 @@ pub async fn record_return(
     Ok((ret, false))
 }
 
-/// A member event other than a purchase, run through the point rules inside the caller's
-/// transaction: enrolment, birthday, custom. `event_id` is unique per tenant; when it exists
+/// A member event other than a purchase or an enrolment ([`enrolled_in`]), run through the
+/// point rules inside the caller's transaction: birthday, custom. `event_id` is unique per tenant; when it exists
 /// with the same request hash the stored awards come back (`replayed`).
 #[allow(clippy::too_many_arguments)]
 pub async fn member_event_in(
@@ -560,12 +560,11 @@ pub async fn member_event_in(
         .await?;
     }
     let (kind_name, name, properties) = match &kind {
-        sdk::EventKind::Enrollment(_) => ("enrollment", None, "{}".to_string()),
         sdk::EventKind::Birthday(b) => ("birthday", None, json!({"year": b.year}).to_string()),
         sdk::EventKind::Custom(c) => ("custom", Some(c.name.clone()), c.properties_json.clone()),
-        sdk::EventKind::Purchase(_) | sdk::EventKind::Return(_) => {
+        sdk::EventKind::Purchase(_) | sdk::EventKind::Return(_) | sdk::EventKind::Enrollment(_) => {
             return Err(AppError::internal(anyhow::anyhow!(
-                "purchases and returns have their own pipeline"
+                "purchases, returns and enrolments have their own pipeline"
             )));
         }
     };
@@ -578,8 +577,9 @@ pub async fn member_event_in(
     let (proposed, errors) = pipeline::evaluate(env, &event, &snap, 0, occurred_at).await?;
     let awards =
         pipeline::apply(conn, env, member.id, balances, id, event_id, proposed, now).await?;
-    repo::insert_event(
-        conn,
+    let mut batch = Batch::on(conn);
+    repo::insert_event_into(
+        &mut batch,
         env.tenant.id,
         id,
         member.id,
@@ -590,22 +590,13 @@ pub async fn member_event_in(
         occurred_at,
         &properties,
         now,
-    )
-    .await?;
+    );
+    batch.run(conn).await?;
     let points: i64 = awards.iter().map(|a| a.points).sum();
     let (cause, payload) = match kind_name {
         "custom" => (
             "event.recorded",
             json!({"eventId": event_id, "type": name, "occurredAt": occurred_at, "points": points}),
-        ),
-        "enrollment" => (
-            "member.enrolled",
-            json!({
-                "memberId": member.id.to_string(),
-                "externalId": member.external_id,
-                "channel": channel_of(&event),
-                "points": points,
-            }),
         ),
         _ => (
             "member.birthday",
@@ -683,28 +674,114 @@ pub fn birthday_event_id(member: MemberId, year: i32) -> String {
     format!("birthday:{member}:{year}")
 }
 
-/// Runs a new member's enrolment through the point rules (welcome bonuses) and announces it,
-/// inside the enrolment's transaction.
+/// What a new member's enrolment earns, worked out before its write transaction.
+///
+/// The member is new (its id was made by this request), so the snapshot the point rules see
+/// (no points, no purchases, the ladder's lowest tier) is known without a read and nothing can
+/// change it before the transaction: the rules (welcome bonuses) run outside the write lock,
+/// as a purchase's do.
+pub struct EnrollmentRules {
+    event: sdk::MemberEvent,
+    proposed: Vec<pipeline::Proposed>,
+    errors: Vec<super::PluginError>,
+}
+
+pub async fn enrollment_rules(
+    env: Env<'_>,
+    member: &Member,
+    channel: Option<&str>,
+) -> AppResult<EnrollmentRules> {
+    let event = sdk::MemberEvent {
+        id: enrollment_event_id(member.id),
+        occurred_at_ms: member.enrolled_at.timestamp_millis(),
+        kind: sdk::EventKind::Enrollment(sdk::Enrollment {
+            channel: channel.unwrap_or_default().to_string(),
+        }),
+    };
+    let tier = crate::tiers::service::snapshot_tier_of(env.config.ladder.as_ref(), None);
+    let snap = pipeline::snapshot(
+        member,
+        &crate::ledger::Balances::default(),
+        &MemberStats::default(),
+        &env.tenant.currency,
+        tier,
+    );
+    let (proposed, errors) = pipeline::evaluate(env, &event, &snap, 0, member.enrolled_at).await?;
+    Ok(EnrollmentRules {
+        event,
+        proposed,
+        errors,
+    })
+}
+
+/// Writes a new member's enrolment inside its transaction, after the member row: the event,
+/// what [`enrollment_rules`] earned, `member.enrolled` with the awards' announcements and the
+/// tier activity in one batch, then the tier the points reach.
 pub async fn enrolled_in(
     conn: &impl ConnectionTrait,
     env: Env<'_>,
     member: &Member,
-    channel: Option<&str>,
+    rules: EnrollmentRules,
     now: DateTime<Utc>,
 ) -> AppResult<Outcome> {
-    member_event_in(
-        conn,
-        env,
-        member,
-        &enrollment_event_id(member.id),
-        sdk::EventKind::Enrollment(sdk::Enrollment {
-            channel: channel.unwrap_or_default().to_string(),
-        }),
+    let EnrollmentRules {
+        event,
+        proposed,
+        errors,
+    } = rules;
+    let id = Uuid::now_v7();
+    let tenant = env.tenant;
+    let mut batch = Batch::on(conn);
+    repo::insert_event_into(
+        &mut batch,
+        tenant.id,
+        id,
+        member.id,
+        &event.id,
+        "enrollment",
+        None,
         "",
         member.enrolled_at,
+        "{}",
         now,
-    )
-    .await
+    );
+    let balances = crate::ledger::Balances::default();
+    let (awards, _) = pipeline::apply_into(
+        &mut batch, env, member.id, balances, id, &event.id, proposed, now,
+    )?;
+    let points: i64 = awards.iter().map(|a| a.points).sum();
+    let mut announced = vec![(
+        "member.enrolled",
+        json!({
+            "memberId": member.id.to_string(),
+            "externalId": member.external_id,
+            "channel": channel_of(&event),
+            "points": points,
+        }),
+    )];
+    announced.extend(pipeline::announcements(&event.id, &awards, &errors));
+    outbox::append_all_into(&mut batch, tenant.id, Some(member.id), announced, now);
+    let activity = crate::tiers::Activity {
+        points,
+        ..Default::default()
+    };
+    let active = crate::tiers::service::record_activity_into(
+        &mut batch,
+        tenant,
+        member.id,
+        member.enrolled_at,
+        activity,
+    );
+    batch.run(conn).await?;
+    if active {
+        let ladder = env.config.ladder.as_ref();
+        crate::tiers::service::upgrade_new_member_on(conn, tenant, ladder, member.id, now).await?;
+    }
+    Ok(Outcome {
+        awards,
+        errors,
+        replayed: false,
+    })
 }
 
 /// `recordEvent`: a custom action (review written, survey answered) through the point rules.

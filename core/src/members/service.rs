@@ -71,6 +71,15 @@ pub async fn enroll(
         .map(crate::referrals::normalize_code)
         .transpose()?;
     let config = crate::events::pipeline::config(db, tenant.id).await?;
+    let env = crate::events::pipeline::Env {
+        db,
+        runtime,
+        tenant: &tenant,
+        config: &config,
+        awards_max: limits.plugin_awards_max,
+    };
+    // Outside the write lock: the welcome rules see a new member, known without a read.
+    let rules = crate::events::service::enrollment_rules(env, &member, channel.as_deref()).await?;
 
     let txn = db.begin_write().await?;
     if let Some(k) = &key {
@@ -98,14 +107,7 @@ pub async fn enroll(
         drop(txn);
         return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
     }
-    let env = crate::events::pipeline::Env {
-        db,
-        runtime,
-        tenant: &tenant,
-        config: &config,
-        awards_max: limits.plugin_awards_max,
-    };
-    crate::events::service::enrolled_in(&txn, env, &member, channel.as_deref(), now).await?;
+    crate::events::service::enrolled_in(&txn, env, &member, rules, now).await?;
     crate::referrals::service::enrolled_in(&txn, &tenant, &member, referral_code.as_deref(), now)
         .await?;
     txn.commit().await?;
