@@ -265,8 +265,8 @@ impl Settings {
             "api.document_cache_entries must be at most 100000"
         );
         anyhow::ensure!(
-            self.api.document_cache_query_bytes_max <= self.api.body_bytes_max,
-            "api.document_cache_query_bytes_max must be at most api.body_bytes_max"
+            self.api.document_cache_query_bytes_max <= 1024 * 1024,
+            "api.document_cache_query_bytes_max must be at most 1048576"
         );
         anyhow::ensure!(
             (1..=100_000).contains(&self.jobs.batch_max),
