@@ -86,6 +86,9 @@ pub struct DatabaseSettings {
     pub write_batch_max: usize,
     /// PostgreSQL: purchase writer tasks (a member always on the same one). SQLite has one.
     pub purchase_writers: usize,
+    /// A statement taking at least this many milliseconds is logged at WARN with its SQL
+    /// (target `sqlx::query`, without its bound values); 0: never.
+    pub slow_statement_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -98,6 +101,7 @@ impl Default for DatabaseSettings {
             ping_idle_s: 30,
             write_batch_max: 64,
             purchase_writers: 2,
+            slow_statement_ms: 1_000,
         }
     }
 }
@@ -289,6 +293,10 @@ impl Settings {
             "database.purchase_writers must be between 1 and database.connections_max"
         );
         anyhow::ensure!(
+            self.database.slow_statement_ms <= 3_600_000,
+            "database.slow_statement_ms must be at most 3600000 (an hour; 0 turns it off)"
+        );
+        anyhow::ensure!(
             matches!(self.log.format.as_str(), "text" | "json"),
             "log.format must be `text` or `json`"
         );
@@ -418,6 +426,8 @@ mod tests {
         assert!(refused(|d| d.write_batch_max = 1025).contains("database.write_batch_max"));
         assert!(refused(|d| d.purchase_writers = 0).contains("database.purchase_writers"));
         assert!(refused(|d| d.purchase_writers = 17).contains("database.purchase_writers"));
+        assert_eq!(Settings::default().database.slow_statement_ms, 1_000);
+        assert!(refused(|d| d.slow_statement_ms = 3_600_001).contains("slow_statement_ms"));
     }
 
     #[test]

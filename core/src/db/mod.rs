@@ -56,8 +56,8 @@ impl Db {
         } else {
             let mut opts = ConnectOptions::new(url);
             opts.max_connections(settings.connections_max)
-                .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-                .sqlx_logging(false);
+                .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms));
+            slow_statements(&mut opts, settings);
             // sqlx pings on every checkout by default: a round trip before each transaction
             // and each read outside one. Only a connection idle long enough to have been
             // dropped by the server or a proxy is checked.
@@ -168,7 +168,6 @@ async fn connect_sqlite(
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
-        .sqlx_logging(false)
         // An in-process connection cannot have been dropped: no ping (a worker round trip)
         // before each checkout.
         .test_before_acquire(false)
@@ -179,7 +178,23 @@ async fn connect_sqlite(
                 .foreign_keys(true)
                 .create_if_missing(true)
         });
+    slow_statements(&mut opts, settings);
     Ok(Database::connect(opts).await?)
+}
+
+/// Statements are not logged, except those slower than `database.slow_statement_ms` (WARN,
+/// target `sqlx::query`, the SQL without its values): how a plan that scans shows up.
+fn slow_statements(opts: &mut ConnectOptions, settings: &DatabaseSettings) {
+    if settings.slow_statement_ms == 0 {
+        opts.sqlx_logging(false);
+    } else {
+        opts.sqlx_logging(true)
+            .sqlx_logging_level(log::LevelFilter::Off)
+            .sqlx_slow_statements_logging_settings(
+                log::LevelFilter::Warn,
+                Duration::from_millis(settings.slow_statement_ms),
+            );
+    }
 }
 
 /// `sqlite://data/loyalty.db?mode=rwc` -> creates `data/`.
