@@ -13,6 +13,7 @@ mod m0004_events;
 mod m0005_rewards;
 mod m0006_referrals;
 mod m0007_tiers;
+mod m0008_lot_expiry_index;
 
 /// Creates index `name` on `table` over `cols` (the index helper of the migrations after
 /// m0003).
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_rewards::Migration),
             Box::new(m0006_referrals::Migration),
             Box::new(m0007_tiers::Migration),
+            Box::new(m0008_lot_expiry_index::Migration),
         ]
     }
 }

@@ -600,14 +600,19 @@ pub async fn due_expiries(
     now: DateTime<Utc>,
     limit: u64,
 ) -> AppResult<Vec<Lot>> {
-    Ok(ledger_lots::Entity::find()
+    Ok(due_expiries_query(now, limit).all(conn).await?)
+}
+
+/// The select of [`due_expiries`]: `remaining > 0` is a literal, the predicate of the partial
+/// index `ix_ledger_lots_expiring` (a bound value would not prove it to the planner), which
+/// `tests/tests/query_plans.rs` holds it to.
+pub fn due_expiries_query(now: DateTime<Utc>, limit: u64) -> sea_orm::Select<ledger_lots::Entity> {
+    ledger_lots::Entity::find()
         .filter(ledger_lots::Column::Bucket.eq(BUCKET_AVAILABLE))
         .filter(ledger_lots::Column::ExpiresAt.lte(now))
-        .filter(ledger_lots::Column::Remaining.gt(0))
+        .filter(Expr::col(ledger_lots::Column::Remaining).gt(Expr::cust("0")))
         .order_by_asc(ledger_lots::Column::ExpiresAt)
         .limit(limit)
-        .all(conn)
-        .await?)
 }
 
 pub fn account_of(s: &str) -> AppResult<Account> {
