@@ -314,6 +314,23 @@ pub async fn metric_values(
     metric: Metric,
     months: Option<(i32, i32)>,
 ) -> AppResult<std::collections::HashMap<MemberId, i64>> {
+    Ok(metric_values_query(tenant, members, metric, months)
+        .into_tuple::<(Uuid, i64)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|(m, v)| (MemberId(m), v))
+        .collect())
+}
+
+/// The select of [`metric_values`] (its plan is held to the activity's key by
+/// `tests/tests/query_plans.rs`).
+pub fn metric_values_query(
+    tenant: TenantId,
+    members: &[MemberId],
+    metric: Metric,
+    months: Option<(i32, i32)>,
+) -> sea_orm::Select<tier_activity::Entity> {
     use tier_activity::Column as C;
     // SUM of BIGINT is NUMERIC on PostgreSQL: cast so both backends return an integer.
     let sum = match metric {
@@ -331,12 +348,7 @@ pub async fn metric_values(
     if let Some((from, to)) = months {
         q = q.filter(C::Month.between(from, to));
     }
-    Ok(q.into_tuple::<(Uuid, i64)>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|(m, v)| (MemberId(m), v))
-        .collect())
+    q
 }
 
 /// Members whose review is due at `now`, oldest review first.
