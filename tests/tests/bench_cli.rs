@@ -1,7 +1,8 @@
 //! `loyalty-bench` against a real server on both backends: a short load through the library
 //! (purchases acknowledged and all stored, no error, a clean audit, the server's memory
 //! sampled), the binary itself (exit code, JSON, the final line last), `--seed` (members and
-//! entries written in bulk, then used by the load), and the command line's refusals.
+//! entries written in bulk, then used by the load), `--tenant` (the seeded tenant loaded
+//! again), and the command line's refusals.
 
 use clap::Parser as _;
 use loyalty_core::db::entities::{members, purchases};
@@ -208,6 +209,44 @@ async fn seeded_members_carry_the_load(b: Backend) {
     assert_eq!(report.audit_status, AuditStatus::Ok, "{report}");
     let line: FinalLine = report.final_line().parse().expect("final line");
     assert_eq!((line.errors, line.audit), (0, AuditStatus::Ok));
+
+    // `--tenant` loads the same tenant again, without a seed: its members, the new run's
+    // purchases under order ids of their own (checked by the run), nothing of the first lost.
+    let again = args(
+        &s,
+        &[
+            "--tenant",
+            &report.tenant_slug,
+            "--members",
+            "40",
+            "--duration-s",
+            "2",
+            "--concurrency",
+            "4",
+            "--mix",
+            "purchase=80,redeem=20",
+        ],
+    );
+    let second = run(&again).await;
+    assert_eq!(second.tenant_id, report.tenant_id);
+    assert_eq!(second.members, 40);
+    assert!(second.seed.is_none());
+    let more = second.op(Op::Purchase).expect("purchases").ok;
+    assert!(more > 0, "{second}");
+    let check = second.purchases.as_ref().expect("checked");
+    assert_eq!((check.missing, check.duplicated), (0, 0), "{second}");
+    assert_eq!(check.stored_unacknowledged, 0, "{second}");
+    assert_eq!((second.errors, second.audit_status), (0, AuditStatus::Ok));
+    let (stored_after, members_after) = counts(&s, &second).await;
+    assert_eq!((stored_after, members_after), (stored + more, 50));
+    let missing = args(&s, &["--tenant", "bench-none", "--duration-s", "1"]);
+    let err = bench::run(&missing, &|_| {})
+        .await
+        .expect_err("no such tenant");
+    assert!(
+        format!("{err:#}").contains("no tenant \"bench-none\""),
+        "{err:#}"
+    );
     s.finish().await;
 }
 
@@ -238,6 +277,15 @@ fn bad_command_lines_are_refused() {
     assert!(err(&["--mix", ""]).contains("empty"));
     assert!(err(&["--seed"]).contains("--database-url"));
     assert!(err(&["--entries", "10"]).contains("--seed"));
+    assert!(err(&["--tenant", "bench-x"]).contains("--database-url"));
+    let both = [
+        "--tenant",
+        "bench-x",
+        "--seed",
+        "--database-url",
+        "sqlite://x.db",
+    ];
+    assert!(err(&both).contains("cannot be used with"));
     assert!(err(&["--concurrency", "0"]).contains("--concurrency"));
     assert!(err(&["--duration-s", "0"]).contains("--duration-s"));
     let ok = parse(&[

@@ -80,6 +80,12 @@ pub struct BenchArgs {
     /// enrolling them through the API.
     #[arg(long, requires = "database_url")]
     pub seed: bool,
+    /// Load the existing tenant with this slug (a `bench-...` tenant an earlier run made)
+    /// instead of making one: its members are read from --database-url, at most --members of
+    /// them, and this run's order ids carry a prefix of their own. A 1M-member tenant is
+    /// seeded once and loaded again as often as wanted.
+    #[arg(long, requires = "database_url", conflicts_with = "seed")]
+    pub tenant: Option<String>,
     /// Ledger entries to seed over the members (with --seed).
     #[arg(long, default_value_t = 0, requires = "seed")]
     pub entries: u64,
@@ -138,25 +144,43 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
 
     // The bench tenant and its keys.
     let run_id = format!("{:08x}", rand::rng().random::<u32>());
-    let slug = format!("bench-{run_id}");
-    let tenant = gql
-        .must(
-            &args.key,
-            "createTenant (is --key the PLATFORM key?)",
-            CREATE_TENANT,
-            json!({"i": {"slug": slug, "name": format!("Bench {run_id}"),
-                         "timezone": "Europe/Amsterdam", "currency": CURRENCY,
-                         "template": "fashion-tiers"}}),
-        )
-        .await?;
-    let tenant_id = str_at(&tenant, &["createTenant", "tenant", "id"])
-        .context("createTenant answered without a tenant id")?
-        .to_string();
+    let (slug, tenant_id, run_prefix) = match (&args.tenant, &db) {
+        (Some(slug), Some(db)) => {
+            let t = loyalty_core::tenants::repo::find_by_slug(db.reader(), slug)
+                .await
+                .context("looking up --tenant")?
+                .with_context(|| format!("no tenant {slug:?} in the database at --database-url"))?;
+            progress(&format!("tenant {slug} ({}), loaded again", t.id.0));
+            (
+                slug.clone(),
+                t.id.0.to_string(),
+                format!("{slug}-r{run_id}"),
+            )
+        }
+        (Some(_), None) => bail!("--tenant needs --database-url"),
+        (None, _) => {
+            let slug = format!("bench-{run_id}");
+            let tenant = gql
+                .must(
+                    &args.key,
+                    "createTenant (is --key the PLATFORM key?)",
+                    CREATE_TENANT,
+                    json!({"i": {"slug": slug, "name": format!("Bench {run_id}"),
+                                 "timezone": "Europe/Amsterdam", "currency": CURRENCY,
+                                 "template": "fashion-tiers"}}),
+                )
+                .await?;
+            let tenant_id = str_at(&tenant, &["createTenant", "tenant", "id"])
+                .context("createTenant answered without a tenant id")?
+                .to_string();
+            progress(&format!(
+                "tenant {slug} ({tenant_id}) from template fashion-tiers"
+            ));
+            (slug.clone(), tenant_id, slug)
+        }
+    };
     let tenant_uuid = TenantId::parse(&tenant_id)
-        .with_context(|| format!("createTenant answered a malformed id {tenant_id:?}"))?;
-    progress(&format!(
-        "tenant {slug} ({tenant_id}) from template fashion-tiers"
-    ));
+        .with_context(|| format!("the tenant has a malformed id {tenant_id:?}"))?;
     let admin = issue_key(&gql, &args.key, &tenant_id, "ADMIN").await?;
     let integration = issue_key(&gql, &args.key, &tenant_id, "INTEGRATION").await?;
     let reward = cheapest_reward(&gql, &admin).await?;
@@ -183,6 +207,28 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
 
     // Members.
     let (members, seed) = match (&db, tenant_row, args.seed) {
+        (Some(db), Some(tenant), false) if args.tenant.is_some() => {
+            use loyalty_core::db::entities::members;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+            let ids: Vec<String> = members::Entity::find()
+                .select_only()
+                .column(members::Column::Id)
+                .filter(members::Column::TenantId.eq(tenant.id.0))
+                .filter(members::Column::Status.eq("ACTIVE"))
+                .limit(args.members)
+                .into_tuple::<uuid::Uuid>()
+                .all(db.reader())
+                .await
+                .context("reading the tenant's members")?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            if ids.is_empty() {
+                bail!("the tenant {slug} has no active member to load");
+            }
+            progress(&format!("{} members of {slug}", ids.len()));
+            (ids, None)
+        }
         (Some(db), Some(tenant), true) => {
             progress(&format!(
                 "seeding {} members and {} ledger entries in bulk...",
@@ -238,7 +284,7 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
         members: members.clone(),
         reward: reward.map(|(id, _, _)| id),
         mix: args.mix,
-        slug: slug.clone(),
+        slug: run_prefix.clone(),
         deadline: Instant::now() + Duration::from_secs(args.duration_s),
     });
     let load_started = Instant::now();
@@ -259,13 +305,17 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
     let (purchase_check, purchase_check_error, audit) = match &db {
         Some(db) => {
             progress("verifying acknowledged purchases and auditing the ledger...");
-            let (check, check_error) =
-                match verify::purchases(db, tenant_uuid, &done.acknowledged, &format!("{slug}-"))
-                    .await
-                {
-                    Ok(c) => (Some(c), None),
-                    Err(e) => (None, Some(format!("{e:#}"))),
-                };
+            let (check, check_error) = match verify::purchases(
+                db,
+                tenant_uuid,
+                &done.acknowledged,
+                &format!("{run_prefix}-"),
+            )
+            .await
+            {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            };
             let audit = verify::audit(db).await;
             (check, check_error, Some(audit))
         }
