@@ -144,18 +144,15 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
 
     // The bench tenant and its keys.
     let run_id = format!("{:08x}", rand::rng().random::<u32>());
-    let (slug, tenant_id, run_prefix) = match (&args.tenant, &db) {
+    let (slug, tenant_id, run_prefix, found) = match (&args.tenant, &db) {
         (Some(slug), Some(db)) => {
             let t = loyalty_core::tenants::repo::find_by_slug(db.reader(), slug)
                 .await
                 .context("looking up --tenant")?
                 .with_context(|| format!("no tenant {slug:?} in the database at --database-url"))?;
             progress(&format!("tenant {slug} ({}), loaded again", t.id.0));
-            (
-                slug.clone(),
-                t.id.0.to_string(),
-                format!("{slug}-r{run_id}"),
-            )
+            let (id, prefix) = (t.id.0.to_string(), format!("{slug}-r{run_id}"));
+            (slug.clone(), id, prefix, Some(t))
         }
         (Some(_), None) => bail!("--tenant needs --database-url"),
         (None, _) => {
@@ -176,7 +173,7 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
             progress(&format!(
                 "tenant {slug} ({tenant_id}) from template fashion-tiers"
             ));
-            (slug.clone(), tenant_id, slug)
+            (slug.clone(), tenant_id, slug, None)
         }
     };
     let tenant_uuid = TenantId::parse(&tenant_id)
@@ -191,8 +188,9 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
         progress(&format!("redeem: {name:?} for {cost} points ({id})"));
     }
 
-    let tenant_row = match &db {
-        Some(db) => Some(
+    let tenant_row = match (found, &db) {
+        (Some(t), _) => Some(t),
+        (None, Some(db)) => Some(
             loyalty_core::tenants::service::get(db, tenant_uuid)
                 .await
                 .with_context(|| {
@@ -202,19 +200,20 @@ pub async fn run(args: &BenchArgs, progress: &(dyn Fn(&str) + Sync)) -> anyhow::
                     )
                 })?,
         ),
-        None => None,
+        (None, None) => None,
     };
 
     // Members.
     let (members, seed) = match (&db, tenant_row, args.seed) {
         (Some(db), Some(tenant), false) if args.tenant.is_some() => {
             use loyalty_core::db::entities::members;
+            use loyalty_core::members::MemberStatus;
             use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
             let ids: Vec<String> = members::Entity::find()
                 .select_only()
                 .column(members::Column::Id)
                 .filter(members::Column::TenantId.eq(tenant.id.0))
-                .filter(members::Column::Status.eq("ACTIVE"))
+                .filter(members::Column::Status.eq(MemberStatus::Active.as_str()))
                 .limit(args.members)
                 .into_tuple::<uuid::Uuid>()
                 .all(db.reader())
