@@ -10,7 +10,9 @@ use loyalty_sdk as sdk;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+};
 
 use crate::bindings::{self, point_rule_api, referral_scheme_api, reward_type_api};
 use crate::call::{
@@ -215,7 +217,12 @@ fn engine_config(limits: &Limits) -> Config {
         .max_tables_per_component(TABLES_PER_COMPONENT_MAX)
         .table_elements(TABLE_ELEMENTS_MAX)
         // A memory can never grow past its slot, whatever the limiter says.
-        .max_memory_size(limits.memory_bytes_max);
+        .max_memory_size(limits.memory_bytes_max)
+        // Reset in place what a call dirtied (only those pages where the kernel can
+        // say which), rather than `madvise` and a TLB shootdown per call.
+        .linear_memory_keep_resident(limits.memory_keep_resident_bytes)
+        .table_keep_resident(limits.memory_keep_resident_bytes)
+        .pagemap_scan(Enabled::Auto);
 
     let mut config = Config::new();
     config

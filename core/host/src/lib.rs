@@ -31,11 +31,14 @@
 //! | `output_bytes_max` | JSON size of the SDK output, after the call -> `InvalidOutput` |
 //! | `component_bytes_max` | checked by `load` -> `LoadError::TooLarge` |
 //! | `concurrent_calls_max` | pooling allocator slots; further calls wait for a slot |
+//! | `memory_keep_resident_bytes` | `PoolingAllocationConfig::linear_memory_keep_resident` and `table_keep_resident`, with `pagemap_scan(Auto)`: reset in place after a call instead of `madvise` |
 //!
 //! # Architecture invariants
 //!
-//! - Nothing survives a call: no instance, memory or global is reused, so
-//!   nothing leaks between events or tenants.
+//! - Nothing survives a call: no instance or global is reused, and a memory
+//!   slot is reset to the module's image before its next use (in place up to
+//!   `memory_keep_resident_bytes`, by `madvise` past it), so nothing leaks
+//!   between events or tenants (`hostile-remember` checks it).
 //! - The linker defines nothing: a plugin has no way to reach the host, the
 //!   clock, the network or randomness. A component that imports anything
 //!   outside `loyalty:plugin/*` is refused at load.

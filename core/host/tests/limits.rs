@@ -247,3 +247,41 @@ fn concurrent_calls_max() {
         }
     });
 }
+
+#[test]
+fn memory_keep_resident_bytes() {
+    // Whatever part of the memory is reset in place (all of it, part of it and `madvise` past
+    // it, none), every call starts from the module's image: hostile-remember earns 1 only when
+    // it remembers no earlier call and finds its fresh heap zeroed. One slot, so every call
+    // reuses the memory the previous one dirtied.
+    for keep in [2 * KIB * KIB, 64 * KIB, 0] {
+        let host = host_with(Limits {
+            memory_keep_resident_bytes: keep,
+            concurrent_calls_max: 1,
+            deadline_ms: 2_000,
+            ..Limits::default()
+        });
+        let plugin = host.load(component("hostile-remember")).expect("load");
+        for call in 0..20 {
+            let outcome = host
+                .evaluate_point_rule(&plugin, &point_rule_input("{}"))
+                .expect("call");
+            let awards = outcome.output.expect("awards");
+            assert_eq!(awards.len(), 1, "keep {keep}, call {call}");
+            assert_eq!(
+                (awards[0].points, awards[0].reason_code.as_str()),
+                (1, "remembered-0-dirty-0"),
+                "keep {keep}, call {call}"
+            );
+        }
+    }
+    // It is a limit like the others: more than the memory itself is refused.
+    let limits = Limits {
+        memory_keep_resident_bytes: Limits::default().memory_bytes_max + 1,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        loyalty_plugin_host::PluginHost::new(limits),
+        Err(HostError::Limits(_))
+    ));
+}

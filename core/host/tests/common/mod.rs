@@ -21,6 +21,7 @@ pub const TEST_PLUGINS: &[&str] = &[
     "base-rate",
     "hostile-loop",
     "hostile-memory",
+    "hostile-remember",
     "hostile-recursion",
     "hostile-panic",
     "hostile-output",
