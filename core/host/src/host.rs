@@ -220,8 +220,8 @@ fn engine_config(limits: &Limits) -> Config {
         .max_memory_size(limits.memory_bytes_max)
         // Reset in place what a call dirtied (only those pages where the kernel can
         // say which), rather than `madvise` and a TLB shootdown per call.
-        .linear_memory_keep_resident(limits.memory_keep_resident_bytes)
-        .table_keep_resident(limits.memory_keep_resident_bytes)
+        .linear_memory_keep_resident(limits.memory_keep_resident())
+        .table_keep_resident(limits.memory_keep_resident())
         .pagemap_scan(Enabled::Auto);
 
     let mut config = Config::new();

@@ -44,7 +44,7 @@ pub struct Limits {
     /// back to the kernel with `madvise` (which, in a threaded server, interrupts the
     /// other cores to flush their TLBs). Where the kernel has `PAGEMAP_SCAN` (Linux
     /// 6.7+) only the pages the call dirtied are reset. 0: everything is `madvise`d.
-    /// At most `memory_bytes_max`. Either way the next call starts from the module's
+    /// At most 4 GiB; more than `memory_bytes_max` counts as `memory_bytes_max`. Either way the next call starts from the module's
     /// own image: nothing survives a call.
     pub memory_keep_resident_bytes: usize,
 }
@@ -112,17 +112,21 @@ impl Limits {
                 "plugins.concurrent_calls_max must be at most {CONCURRENT_CALLS_MAX_MAX}"
             ));
         }
-        if self.memory_keep_resident_bytes > self.memory_bytes_max {
-            return Err(
-                "plugins.memory_keep_resident_bytes must not exceed plugins.memory_bytes_max"
-                    .into(),
-            );
+        if self.memory_keep_resident_bytes > MEMORY_BYTES_MAX_MAX {
+            return Err(format!(
+                "plugins.memory_keep_resident_bytes must be at most {MEMORY_BYTES_MAX_MAX}"
+            ));
         }
         if self.config_bytes_max > self.input_bytes_max {
             // The config travels inside the input.
             return Err("plugins.config_bytes_max must not exceed plugins.input_bytes_max".into());
         }
         Ok(())
+    }
+
+    /// What is kept resident of each memory and table: at most the memory itself.
+    pub(crate) fn memory_keep_resident(&self) -> usize {
+        self.memory_keep_resident_bytes.min(self.memory_bytes_max)
     }
 
     /// Epoch ticks of one call: the deadline rounded up to whole ticks, plus one
@@ -155,6 +159,13 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(off.check(), Ok(()));
+        // A smaller memory keeps the default: it counts as the whole memory.
+        let small = Limits {
+            memory_bytes_max: 1 << 20,
+            ..Limits::default()
+        };
+        assert_eq!(small.check(), Ok(()));
+        assert_eq!(small.memory_keep_resident(), 1 << 20);
     }
 
     #[test]
@@ -181,7 +192,7 @@ mod tests {
                 ..Limits::default()
             },
             Limits {
-                memory_keep_resident_bytes: (16 << 20) + 1,
+                memory_keep_resident_bytes: (4 << 30) + 1,
                 ..Limits::default()
             },
         ];
