@@ -44,8 +44,9 @@ pub struct Limits {
     /// back to the kernel with `madvise` (which, in a threaded server, interrupts the
     /// other cores to flush their TLBs). Where the kernel has `PAGEMAP_SCAN` (Linux
     /// 6.7+) only the pages the call dirtied are reset. 0: everything is `madvise`d.
-    /// At most 4 GiB; more than `memory_bytes_max` counts as `memory_bytes_max`. Either way the next call starts from the module's
-    /// own image: nothing survives a call.
+    /// At most 4 GiB; more than `memory_bytes_max` counts as `memory_bytes_max`.
+    /// Either way the next call starts from the module's own image: nothing
+    /// survives a call.
     pub memory_keep_resident_bytes: usize,
 }
 
