@@ -89,6 +89,15 @@ pub struct DatabaseSettings {
     /// A statement taking at least this many milliseconds is logged at WARN with its SQL
     /// (target `sqlx::query`, without its bound values); 0: never.
     pub slow_statement_ms: u64,
+    /// SQLite: a background task copies the write-ahead log into the database file every so
+    /// many milliseconds (a PASSIVE checkpoint on a reader connection), so that commits on the
+    /// one writer connection never pay for it; 0: the writer checkpoints at commit, every
+    /// 1000 pages, as SQLite does by default.
+    pub sqlite_checkpoint_ms: u64,
+    /// SQLite, with the background checkpoint on: the write-ahead log may grow to this many
+    /// pages before the writer checkpoints at commit itself (normally never reached: the
+    /// background task keeps it far below).
+    pub sqlite_wal_pages_max: u32,
 }
 
 impl Default for DatabaseSettings {
@@ -102,6 +111,8 @@ impl Default for DatabaseSettings {
             write_batch_max: 64,
             purchase_writers: 2,
             slow_statement_ms: 1_000,
+            sqlite_checkpoint_ms: 250,
+            sqlite_wal_pages_max: 10_000,
         }
     }
 }
@@ -297,6 +308,14 @@ impl Settings {
             "database.slow_statement_ms must be at most 3600000 (an hour; 0 turns it off)"
         );
         anyhow::ensure!(
+            self.database.sqlite_checkpoint_ms <= 60_000,
+            "database.sqlite_checkpoint_ms must be at most 60000 (0 turns the background checkpoint off)"
+        );
+        anyhow::ensure!(
+            (1_000..=1_000_000).contains(&self.database.sqlite_wal_pages_max),
+            "database.sqlite_wal_pages_max must be between 1000 and 1000000"
+        );
+        anyhow::ensure!(
             matches!(self.log.format.as_str(), "text" | "json"),
             "log.format must be `text` or `json`"
         );
@@ -428,6 +447,11 @@ mod tests {
         assert!(refused(|d| d.purchase_writers = 17).contains("database.purchase_writers"));
         assert_eq!(Settings::default().database.slow_statement_ms, 1_000);
         assert!(refused(|d| d.slow_statement_ms = 3_600_001).contains("slow_statement_ms"));
+        assert_eq!(Settings::default().database.sqlite_checkpoint_ms, 250);
+        assert!(refused(|d| d.sqlite_checkpoint_ms = 60_001).contains("sqlite_checkpoint_ms"));
+        assert_eq!(Settings::default().database.sqlite_wal_pages_max, 10_000);
+        assert!(refused(|d| d.sqlite_wal_pages_max = 999).contains("sqlite_wal_pages_max"));
+        assert!(refused(|d| d.sqlite_wal_pages_max = 1_000_001).contains("sqlite_wal_pages_max"));
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! one pool for both roles at READ COMMITTED.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod entities;
 
 pub use batch::Batch;
+pub use checkpoint::CheckpointStats;
 
 use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
@@ -34,6 +36,10 @@ pub struct Db {
     writers: Arc<OnceLock<Writers>>,
     writers_count: usize,
     write_batch_max: usize,
+    /// SQLite: how often the background task checkpoints the log (zero: never, the writer
+    /// does at commit); what it has done.
+    checkpoint_every: Duration,
+    checkpoints: Arc<checkpoint::Counters>,
 }
 
 impl Db {
@@ -42,8 +48,14 @@ impl Db {
         let url = settings.url.expose().to_string();
         if url.starts_with("sqlite:") {
             ensure_sqlite_dir(&url)?;
-            let writer = connect_sqlite(settings, &url, 1).await?;
-            let reader = connect_sqlite(settings, &url, settings.connections_max).await?;
+            // With the background checkpoint, the writer checkpoints at commit only past the
+            // bound; without it, every 1000 pages (SQLite's default).
+            let autocheckpoint = match settings.sqlite_checkpoint_ms {
+                0 => 1000,
+                _ => settings.sqlite_wal_pages_max,
+            };
+            let writer = connect_sqlite(settings, &url, 1, autocheckpoint).await?;
+            let reader = connect_sqlite(settings, &url, settings.connections_max, 1000).await?;
             Ok(Self {
                 reader,
                 writer,
@@ -52,6 +64,8 @@ impl Db {
                 writers: Arc::default(),
                 writers_count: 1,
                 write_batch_max: settings.write_batch_max,
+                checkpoint_every: Duration::from_millis(settings.sqlite_checkpoint_ms),
+                checkpoints: Arc::default(),
             })
         } else {
             let mut opts = ConnectOptions::new(url);
@@ -74,6 +88,8 @@ impl Db {
                 writers: Arc::default(),
                 writers_count: settings.purchase_writers,
                 write_batch_max: settings.write_batch_max,
+                checkpoint_every: Duration::ZERO,
+                checkpoints: Arc::default(),
             })
         }
     }
@@ -104,6 +120,11 @@ impl Db {
     /// What the purchase writers have done (all zero before the first purchase).
     pub fn writer_stats(&self) -> WriterStats {
         self.writers.get().map(Writers::stats).unwrap_or_default()
+    }
+
+    /// What the background checkpoint has done (all zero on PostgreSQL, or with it off).
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.checkpoints.stats()
     }
 
     /// The same handles for a writer task: without the writers (which would otherwise keep
@@ -163,6 +184,7 @@ async fn connect_sqlite(
     settings: &DatabaseSettings,
     url: &str,
     connections: u32,
+    autocheckpoint_pages: u32,
 ) -> anyhow::Result<DatabaseConnection> {
     let busy = Duration::from_millis(settings.sqlite_busy_timeout_ms);
     let mut opts = ConnectOptions::new(url.to_string());
@@ -177,6 +199,7 @@ async fn connect_sqlite(
                 .busy_timeout(busy)
                 .foreign_keys(true)
                 .create_if_missing(true)
+                .pragma("wal_autocheckpoint", autocheckpoint_pages.to_string())
         });
     slow_statements(&mut opts, settings);
     Ok(Database::connect(opts).await?)

@@ -76,12 +76,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(app.settings.server.shutdown_grace_s);
     let db = app.db.clone();
-    let (jobs_stop, jobs_rx) = tokio::sync::watch::channel(false);
+    let (background_stop, background_rx) = tokio::sync::watch::channel(false);
     let jobs = app
         .settings
         .jobs
         .enabled
-        .then(|| crate::jobs::spawn(app.clone(), jobs_rx));
+        .then(|| crate::jobs::spawn(app.clone(), background_rx.clone()));
+    let checkpoint = crate::db::checkpoint::spawn(&app.db, background_rx);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown.await;
@@ -95,9 +96,12 @@ pub async fn serve(
             tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
         }
     }
-    let _ = jobs_stop.send(true);
+    let _ = background_stop.send(true);
     if let Some(j) = jobs {
         let _ = j.await;
+    }
+    if let Some(c) = checkpoint {
+        let _ = c.await;
     }
     db.close().await;
     Ok(())
