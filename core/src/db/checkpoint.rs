@@ -53,7 +53,8 @@ impl Counters {
 }
 
 /// Starts the background checkpoint of `db` (SQLite with `database.sqlite_checkpoint_ms` set;
-/// `None` otherwise). It stops when `stop` turns true, after one last checkpoint.
+/// `None` otherwise). It stops after one last checkpoint when `stop` turns true or its sender
+/// is dropped.
 pub fn spawn(db: &Db, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     if db.backend() != DbBackend::Sqlite || db.checkpoint_every.is_zero() {
         return None;
@@ -63,12 +64,13 @@ pub fn spawn(db: &Db, mut stop: watch::Receiver<bool>) -> Option<tokio::task::Jo
         let mut tick = tokio::time::interval(db.checkpoint_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => {}
-            }
+            // Stopping: asked to, or the server that would ask is gone.
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                changed = stop.changed() => changed.is_err() || *stop.borrow(),
+            };
             checkpoint(&db).await;
-            if *stop.borrow() {
+            if stopping {
                 return;
             }
         }
