@@ -2,7 +2,7 @@
 //!
 //! By default SQLite checkpoints on the connection that commits, once the log passes 1000
 //! pages: every few groups, a purchase group's COMMIT on the one writer connection also
-//! copied the log into the database file and synced it, 16 ms where a commit takes 1.5 ms,
+//! copied the log into the database file and synced it, 18-22 ms where a commit takes 1.5 ms,
 //! and every purchase behind it waited. Here a task runs a PASSIVE checkpoint on a reader
 //! connection every `database.sqlite_checkpoint_ms` instead: it never waits for the writer
 //! or readers, and the writer only appends to the log. When the log has been copied whole,
@@ -12,6 +12,10 @@
 //!
 //! Durability is unchanged: with `synchronous = NORMAL` a commit was never synced by itself,
 //! the checkpoint syncs the log before copying it, whichever connection runs it.
+//!
+//! The price is in the tail: a commit that lands while the checkpoint syncs waits for the
+//! disk (measured: purchases +14 %, purchase p99 +16-20 ms; BENCHMARKS.md).
+//! `database.sqlite_checkpoint_ms = 0` goes back to checkpoints at commit.
 
 use super::Db;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
