@@ -18,17 +18,20 @@
 //! batch; the caller's transaction is then rolled back, as for any failed statement.
 
 use sea_orm::sea_query::{
-    Expr, InsertStatement, PostgresQueryBuilder, QueryBuilder, SqlWriter, SqliteQueryBuilder,
+    InsertStatement, PostgresQueryBuilder, QueryBuilder, SqlWriter, SqliteQueryBuilder,
     UpdateStatement, Value,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryTrait, Statement};
 use std::fmt::Write;
 
 /// One write of a batch.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Part {
+    /// An insert that cannot take more rows (a row holds more than placeholders).
     Insert(InsertStatement),
     Update(UpdateStatement),
+    /// An insert of placeholder rows, rendered once when it was added.
+    Rows(Rows),
 }
 
 /// Writes collected to be sent in one round trip (see the module's documentation).
@@ -36,18 +39,49 @@ enum Part {
 pub struct Batch {
     backend: DbBackend,
     parts: Vec<Part>,
-    /// Beside each part: its shape when [`merge`](Self::merge) added it and it can take more
-    /// rows.
-    shapes: Vec<Option<Shape>>,
+}
+
+/// A multi-row insert as text around its rows and the rows' values: [`merge`](Batch::merge)
+/// adds the rows of an insert of the same shape by appending values, and the statement is
+/// written back by repeating the row, without building the insert again.
+#[derive(Clone, Debug)]
+struct Rows {
+    shape: Shape,
+    values: Vec<Value>,
 }
 
 /// What two inserts must share to become one: the SQL around their rows (table, columns,
 /// `ON CONFLICT`), rows of placeholders only.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Shape {
-    key: String,
+    /// Up to and including `VALUES `.
+    head: String,
+    /// After the last row (`ON CONFLICT ...`), without parameters.
+    tail: String,
     columns: usize,
-    params: usize,
+}
+
+impl Rows {
+    fn params(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Writes the insert, its parameters numbered after those already in `out`.
+    fn write(self, out: &mut Params) {
+        let columns = self.shape.columns;
+        out.sql.push_str(&self.shape.head);
+        out.values.reserve(self.values.len());
+        for (i, value) in self.values.into_iter().enumerate() {
+            out.sql.push_str(match (i % columns, i) {
+                (_, 0) => "(",
+                (0, _) => "), (",
+                _ => ", ",
+            });
+            out.param(value);
+        }
+        out.sql.push(')');
+        out.sql.push_str(&self.shape.tail);
+    }
 }
 
 /// Most parameters one merged insert holds: below SQLite's 32,766 and PostgreSQL's 65,535
@@ -59,7 +93,6 @@ impl Batch {
         Self {
             backend,
             parts: Vec::new(),
-            shapes: Vec::new(),
         }
     }
 
@@ -69,27 +102,30 @@ impl Batch {
     }
 
     /// Adds an insert or upsert (sea-orm's `Insert` or `InsertMany` with at least one row).
+    /// It is rendered here, once: a batch built where it is cheap (a request's task) costs
+    /// the writer only the concatenation.
     pub fn insert(&mut self, query: impl QueryTrait<QueryStatement = InsertStatement>) {
-        self.parts.push(Part::Insert(query.into_query()));
-        self.shapes.push(None);
+        let query = query.into_query();
+        self.parts.push(match shape_of(&query, self.backend) {
+            Some(rows) => Part::Rows(rows),
+            None => Part::Insert(query),
+        });
     }
 
     /// Adds an update (sea-orm's `UpdateMany`).
     pub fn update(&mut self, query: impl QueryTrait<QueryStatement = UpdateStatement>) {
         self.parts.push(Part::Update(query.into_query()));
-        self.shapes.push(None);
     }
 
     /// Adds the writes of `other` after this batch's own.
     pub fn append(&mut self, other: Batch) {
         self.parts.extend(other.parts);
-        self.shapes.extend(other.shapes);
     }
 
     /// Adds the writes of `other`, an independent unit of work (another member's purchase),
-    /// folding each insert into an insert of the same shape that an earlier `merge` added,
-    /// as more rows of one multi-row statement: units that write the same tables send one
-    /// statement per table, not one per table and unit.
+    /// folding each insert into an insert of the same shape that is already here, as more
+    /// rows of one multi-row statement: units that write the same tables send one statement
+    /// per table, not one per table and unit.
     ///
     /// Each unit keeps its own order (a part goes after the part of its unit placed before
     /// it, so a row still follows the row it references), and a later unit's rows come after an
@@ -100,23 +136,15 @@ impl Batch {
     pub fn merge(&mut self, other: Batch) {
         let mut at = 0;
         for part in other.parts {
-            let shaped = match &part {
-                Part::Insert(q) => shape_of(q),
-                Part::Update(_) => None,
-            };
-            if let Some((shape, values)) = shaped {
+            if let Part::Rows(rows) = part {
                 let target = (at..self.parts.len()).find(|&i| {
-                    self.shapes[i].as_ref().is_some_and(|s| {
-                        s.key == shape.key && s.params + shape.params <= MERGED_PARAMS_MAX
-                    })
+                    matches!(&self.parts[i], Part::Rows(r)
+                        if r.shape == rows.shape && r.params() + rows.params() <= MERGED_PARAMS_MAX)
                 });
                 if let Some(i) = target
-                    && let (Part::Insert(q), Some(into)) = (&mut self.parts[i], &mut self.shapes[i])
+                    && let Part::Rows(into) = &mut self.parts[i]
                 {
-                    for row in values.chunks(shape.columns) {
-                        q.values_panic(row.iter().cloned().map(Expr::val));
-                    }
-                    into.params += shape.params;
+                    into.values.extend(rows.values);
                     at = i + 1;
                     continue;
                 }
@@ -124,15 +152,13 @@ impl Batch {
                 // unit's rows still follow an earlier unit's.
                 let full = (at..self.parts.len())
                     .rev()
-                    .find(|&i| self.shapes[i].as_ref().is_some_and(|s| s.key == shape.key));
+                    .find(|&i| matches!(&self.parts[i], Part::Rows(r) if r.shape == rows.shape));
                 if let Some(i) = full {
                     at = i + 1;
                 }
-                self.parts.insert(at, part);
-                self.shapes.insert(at, Some(shape));
+                self.parts.insert(at, Part::Rows(rows));
             } else {
                 self.parts.insert(at, part);
-                self.shapes.insert(at, None);
             }
             at += 1;
         }
@@ -149,31 +175,40 @@ impl Batch {
     /// The statements that send the batch: one, unless PostgreSQL's limit of parameters per
     /// statement splits it ([`POSTGRES_PARAMS_MAX`]).
     pub fn statements(&self) -> Vec<Statement> {
-        match (self.parts.len(), self.backend) {
-            (0, _) => Vec::new(),
-            (1, _) => vec![match &self.parts[0] {
-                Part::Insert(q) => self.backend.build(q),
-                Part::Update(q) => self.backend.build(q),
-            }],
-            (_, DbBackend::Postgres) => postgres(&self.parts),
-            _ => vec![sqlite(&self.parts)],
+        Self {
+            backend: self.backend,
+            parts: self.parts.clone(),
+        }
+        .into_statements()
+    }
+
+    /// [`statements`](Self::statements), the values moved into them.
+    fn into_statements(self) -> Vec<Statement> {
+        match self.backend {
+            _ if self.parts.is_empty() => Vec::new(),
+            DbBackend::Postgres => postgres(self.parts),
+            _ => vec![sqlite(self.parts)],
         }
     }
 
     /// Sends the batch (nothing when it is empty).
     pub async fn run(self, conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-        for stmt in self.statements() {
+        for stmt in self.into_statements() {
             conn.execute_raw(stmt).await?;
         }
         Ok(())
     }
 }
 
-/// The shape of an insert as SQLite's builder writes it, and its parameters; `None` when a
-/// row holds anything but placeholders or the text is not `... VALUES (?, ..), (?, ..) ...`.
-fn shape_of(q: &InsertStatement) -> Option<(Shape, Vec<Value>)> {
+/// The insert as placeholder rows and their values, rendered by the builder of `backend`;
+/// `None` when a row holds anything but placeholders or the text is not
+/// `... VALUES (?, ..), (?, ..) ...`.
+fn shape_of(q: &InsertStatement, backend: DbBackend) -> Option<Rows> {
     let mut w = Params::new("?", false, 0);
-    SqliteQueryBuilder.prepare_insert_statement(q, &mut w);
+    match backend {
+        DbBackend::Postgres => PostgresQueryBuilder.prepare_insert_statement(q, &mut w),
+        _ => SqliteQueryBuilder.prepare_insert_statement(q, &mut w),
+    }
     let sql = &w.sql;
     let start = sql.find(" VALUES (")? + " VALUES ".len();
     let row = &sql[start..start + sql[start..].find(')')? + 1];
@@ -194,58 +229,89 @@ fn shape_of(q: &InsertStatement) -> Option<(Shape, Vec<Value>)> {
             break;
         }
     }
-    let suffix = &sql[end..];
-    if columns == 0 || suffix.contains('?') || rows * columns != w.values.len() {
+    let tail = &sql[end..];
+    if columns == 0 || tail.contains('?') || rows * columns != w.values.len() {
         return None;
     }
     let shape = Shape {
-        key: format!("{}{row}{suffix}", &sql[..start]),
+        head: sql[..start].to_string(),
+        tail: tail.to_string(),
         columns,
-        params: w.values.len(),
     };
-    Some((shape, w.values))
+    Some(Rows {
+        shape,
+        values: w.values,
+    })
 }
 
 /// Parameters in one PostgreSQL statement of a batch: the protocol's limit is 65,535.
 pub const POSTGRES_PARAMS_MAX: usize = 30_000;
 
-fn sqlite(parts: &[Part]) -> Statement {
-    let mut sql = Params::new("?", false, 0);
-    for (i, part) in parts.iter().enumerate() {
+/// One part written with the builder of `backend`, its parameters numbered after `base`.
+fn write_part(part: Part, backend: DbBackend, out: &mut Params) {
+    match (part, backend) {
+        (Part::Rows(rows), _) => rows.write(out),
+        (Part::Insert(q), DbBackend::Postgres) => {
+            PostgresQueryBuilder.prepare_insert_statement(&q, out)
+        }
+        (Part::Update(q), DbBackend::Postgres) => {
+            PostgresQueryBuilder.prepare_update_statement(&q, out)
+        }
+        (Part::Insert(q), _) => SqliteQueryBuilder.prepare_insert_statement(&q, out),
+        (Part::Update(q), _) => SqliteQueryBuilder.prepare_update_statement(&q, out),
+    }
+}
+
+fn params_for(backend: DbBackend, base: usize) -> Params {
+    match backend {
+        DbBackend::Postgres => Params::new("$", true, base),
+        _ => Params::new("?", false, base),
+    }
+}
+
+fn sqlite(parts: Vec<Part>) -> Statement {
+    let mut sql = params_for(DbBackend::Sqlite, 0);
+    for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
             sql.sql.push_str(";\n");
         }
-        match part {
-            Part::Insert(q) => SqliteQueryBuilder.prepare_insert_statement(q, &mut sql),
-            Part::Update(q) => SqliteQueryBuilder.prepare_update_statement(q, &mut sql),
-        }
+        write_part(part, DbBackend::Sqlite, &mut sql);
     }
     sql.into_statement(DbBackend::Sqlite)
 }
 
-fn postgres(parts: &[Part]) -> Vec<Statement> {
-    let build = |part: &Part, base: usize| {
-        let mut sql = Params::new("$", true, base);
-        match part {
-            Part::Insert(q) => PostgresQueryBuilder.prepare_insert_statement(q, &mut sql),
-            Part::Update(q) => PostgresQueryBuilder.prepare_update_statement(q, &mut sql),
-        }
+/// One statement when there is one part, else each part a data-modifying `WITH` query of one
+/// statement, as many statements as [`POSTGRES_PARAMS_MAX`] makes.
+fn postgres(parts: Vec<Part>) -> Vec<Statement> {
+    if parts.len() == 1 {
+        let mut out = params_for(DbBackend::Postgres, 0);
+        parts
+            .into_iter()
+            .for_each(|p| write_part(p, DbBackend::Postgres, &mut out));
+        return vec![out.into_statement(DbBackend::Postgres)];
+    }
+    let build = |part: Part, base: usize| {
+        let mut sql = params_for(DbBackend::Postgres, base);
+        write_part(part, DbBackend::Postgres, &mut sql);
         sql
     };
     let mut out = Vec::new();
     let mut group = Params::new("$", true, 0);
     let mut queries = 0;
     for part in parts {
-        let mut one = build(part, group.values.len());
-        if queries > 0 && group.values.len() + one.values.len() > POSTGRES_PARAMS_MAX {
+        let params = match &part {
+            Part::Rows(rows) => rows.params(),
+            other => build(other.clone(), 0).values.len(),
+        };
+        if queries > 0 && group.values.len() + params > POSTGRES_PARAMS_MAX {
             group.sql.push_str(" SELECT 1");
             out.push(
                 std::mem::replace(&mut group, Params::new("$", true, 0))
                     .into_statement(DbBackend::Postgres),
             );
             queries = 0;
-            one = build(part, 0);
         }
+        let mut one = build(part, group.values.len());
         let lead = if queries == 0 { "WITH" } else { "," };
         write!(group.sql, "{lead} w{queries} AS ({})", one.sql).expect("writing to a String");
         group.values.append(&mut one.values);
@@ -277,6 +343,15 @@ impl Params {
         }
     }
 
+    /// Writes a placeholder for `value`.
+    fn param(&mut self, value: Value) {
+        self.sql.push_str(self.placeholder);
+        self.values.push(value);
+        if self.numbered {
+            write!(self.sql, "{}", self.base + self.values.len()).expect("writing to a String");
+        }
+    }
+
     fn into_statement(self, backend: DbBackend) -> Statement {
         Statement::from_sql_and_values(backend, self.sql, self.values)
     }
@@ -296,11 +371,7 @@ impl std::fmt::Display for Params {
 
 impl SqlWriter for Params {
     fn push_param<T: QueryBuilder>(&mut self, value: Value, _: &T) {
-        self.sql.push_str(self.placeholder);
-        self.values.push(value);
-        if self.numbered {
-            write!(self.sql, "{}", self.base + self.values.len()).expect("writing to a String");
-        }
+        self.param(value);
     }
 
     fn as_writer(&mut self) -> &mut dyn Write {
