@@ -537,7 +537,7 @@ mod tests {
 /// What an event reads of its member before it writes: the member, balances (`None` before
 /// the member's first entry), purchase statistics, stored tier and the referral that brought
 /// them (`None` when nobody referred them).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemberState {
     pub member: Member,
     pub balances: Option<Balances>,

@@ -181,13 +181,13 @@ pub async fn record_purchase(
     let reader = db.reader();
     let (seen_state, seen, recorded) =
         pipeline::read_state(reader, env, &req.member, &req.order_id).await?;
-    let member = seen_state.member;
+    let member = &seen_state.member;
     if recorded
         && let Some(existing) = repo::find_purchase(reader, tenant.id, &req.order_id).await?
     {
         return replay_purchase(reader, existing, &hash).await;
     }
-    pipeline::check_active(&member)?;
+    pipeline::check_active(member)?;
     let purchase = new_purchase(&req, member.id, hash.clone(), occurred_at, now);
     let event = sdk::MemberEvent {
         id: order_ref(&purchase.order_id),
@@ -198,7 +198,7 @@ pub async fn record_purchase(
     let early = pipeline::evaluate(env, &event, &seen, lines, occurred_at).await?;
 
     let tenant_id = tenant.id;
-    let job = super::writer::Job {
+    let mut job = super::writer::Job {
         tenant,
         config,
         runtime: runtime.clone(),
@@ -208,7 +208,10 @@ pub async fn record_purchase(
         seen,
         early,
         now,
+        prepared: None,
     };
+    // Its writes too, here rather than on the writer's time.
+    super::writer::prepare(db, &mut job, seen_state);
     match db.writers().submit(job).await? {
         Written::Recorded {
             purchase,

@@ -1,8 +1,10 @@
 //! Group commit of purchases: the part of `recordPurchase` that holds the write lock.
 //!
 //! A purchase is validated, checked for a replay and evaluated by its point rules on the
-//! reader, in the request's task; what is left (lock the member, re-run the rules if the
-//! member moved, write, lift the tier, qualify a referral) waits here for a writer task. The
+//! reader, in the request's task, which also builds its writes from the member as it read
+//! them ([`prepare`]); what is left (lock the member, take those writes if the member is
+//! still in that state or else re-run the rules and build them again, write, lift the tier,
+//! qualify a referral) waits here for a writer task. The
 //! writer takes every purchase that is waiting (up to `database.write_batch_max`), and does
 //! them all in one transaction: the order ids already recorded in one query, the members'
 //! states in one (on PostgreSQL their balance rows locked in one before), every purchase's
@@ -48,6 +50,44 @@ pub(crate) struct Job {
     pub seen: sdk::MemberSnapshot,
     pub early: (Vec<Proposed>, Vec<PluginError>),
     pub now: DateTime<Utc>,
+    /// Its writes, built by the request from the state it read ([`prepare`]).
+    pub prepared: Option<Box<Prepared>>,
+}
+
+/// A purchase's writes built before the lock, and the member's state they were built on.
+pub(crate) struct Prepared {
+    state: repo::MemberState,
+    built: Built,
+}
+
+/// A purchase's writes as a unit of the group's batch, and what they record.
+struct Built {
+    done: Done,
+    unit: Batch,
+}
+
+/// What a purchase records, as its answer gives it.
+struct Done {
+    purchase: Purchase,
+    awards: Vec<Award>,
+    errors: Vec<PluginError>,
+    /// The member's balances as this purchase leaves them.
+    balances: crate::ledger::Balances,
+}
+
+/// Builds the job's writes from `state`, the member as the request read them (what its rules
+/// ran on), in the request's task: under the lock the writer only checks that the member is
+/// still in that state and merges them, and builds them again when not. Nothing is prepared
+/// before the member's first entry (their balance row is created under the lock) or when
+/// building fails (the writer builds again and answers the error).
+pub(crate) fn prepare(db: &Db, job: &mut Job, state: repo::MemberState) {
+    let Some(balances) = state.balances else {
+        return;
+    };
+    let early = job.early.clone();
+    if let Ok(built) = build(env(db, job), job, &state.stats, balances, early) {
+        job.prepared = Some(Box::new(Prepared { state, built }));
+    }
 }
 
 /// How a job ended.
@@ -91,6 +131,7 @@ struct Counters {
     largest: AtomicU64,
     retried: AtomicU64,
     queued: AtomicU64,
+    prepared: AtomicU64,
 }
 
 /// What the writers have done since the server started.
@@ -106,6 +147,9 @@ pub struct WriterStats {
     pub retried: u64,
     /// Purchases waiting for a writer now.
     pub queued: u64,
+    /// Purchases committed with the writes their request built ([`prepare`]): the member was
+    /// still in the state the request read.
+    pub prepared: u64,
 }
 
 impl Writers {
@@ -135,6 +179,7 @@ impl Writers {
             largest: s.largest.load(Ordering::Relaxed),
             retried: s.retried.load(Ordering::Relaxed),
             queued: s.queued.load(Ordering::Relaxed),
+            prepared: s.prepared.load(Ordering::Relaxed),
         }
     }
 
@@ -217,8 +262,8 @@ fn take_group<T>(
 }
 
 async fn commit_group(db: Db, group: Vec<(Job, Reply)>, stats: Arc<Counters>) {
-    let (jobs, replies): (Vec<Job>, Vec<Reply>) = group.into_iter().unzip();
-    match write_group(&db, &jobs).await {
+    let (mut jobs, replies): (Vec<Job>, Vec<Reply>) = group.into_iter().unzip();
+    match write_group(&db, &mut jobs, &stats).await {
         Ok(results) => {
             stats.groups.fetch_add(1, Ordering::Relaxed);
             for (reply, result) in replies.into_iter().zip(results) {
@@ -240,8 +285,8 @@ async fn commit_group(db: Db, group: Vec<(Job, Reply)>, stats: Arc<Counters>) {
             // Rolled back whole: each purchase again in a transaction of its own.
             tracing::warn!(error = %e, purchases = jobs.len(), "purchase group retried one by one");
             stats.retried.fetch_add(1, Ordering::Relaxed);
-            for (job, reply) in jobs.iter().zip(replies) {
-                let result = match write_group(&db, std::slice::from_ref(job)).await {
+            for (job, reply) in jobs.iter_mut().zip(replies) {
+                let result = match write_group(&db, std::slice::from_mut(job), &stats).await {
                     Ok(mut r) => r.pop().unwrap_or_else(|| Err(no_result())),
                     Err(e) if e.is_unique_violation() => Ok(Written::Twin),
                     Err(e) => Err(e),
@@ -257,15 +302,21 @@ async fn commit_group(db: Db, group: Vec<(Job, Reply)>, stats: Arc<Counters>) {
 struct Staged<'a> {
     job: &'a Job,
     index: usize,
-    purchase: Purchase,
-    awards: Vec<Award>,
-    errors: Vec<PluginError>,
-    /// The member's balances as this purchase left them.
-    balances: crate::ledger::Balances,
+    done: Done,
     state: super::repo::MemberState,
     snap: sdk::MemberSnapshot,
-    /// Whether its rules ran again on the locked snapshot.
-    reevaluated: bool,
+    how: How,
+}
+
+/// How a staged purchase's writes were built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// By its request, on the state the writer found: taken as they were.
+    Prepared,
+    /// Under the lock, with the rules' answer of the request (the snapshot had not moved).
+    Built,
+    /// Under the lock, after its rules ran again on the locked snapshot.
+    Reevaluated,
 }
 
 fn env<'a>(db: &'a Db, job: &'a Job) -> Env<'a> {
@@ -279,8 +330,16 @@ fn env<'a>(db: &'a Db, job: &'a Job) -> Env<'a> {
 }
 
 /// One transaction for the jobs (all of one tenant, distinct members and order ids): the
-/// answer of each, or the error that rolled the whole transaction back.
-async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>> {
+/// answer of each, or the error that rolled the whole transaction back. The writes the
+/// requests prepared are used up (a retry builds them under the lock).
+async fn write_group(
+    db: &Db,
+    jobs: &mut [Job],
+    stats: &Counters,
+) -> AppResult<Vec<AppResult<Written>>> {
+    let mut prepared: Vec<Option<Box<Prepared>>> =
+        jobs.iter_mut().map(|j| j.prepared.take()).collect();
+    let jobs = &*jobs;
     let Some(first) = jobs.first() else {
         return Ok(Vec::new());
     };
@@ -315,6 +374,25 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
             results[index] = Some(Err(AppError::not_found("member")));
             continue;
         };
+        // Built on this very state: its rules saw this snapshot, its writes start from these
+        // balances and statistics.
+        if let Some(p) = prepared[index].take()
+            && p.state == state
+            && p.state.balances == Some(balances)
+        {
+            batch.merge(p.built.unit);
+            let done = p.built.done;
+            let how = How::Prepared;
+            staged.push(Staged {
+                job,
+                index,
+                done,
+                state,
+                snap,
+                how,
+            });
+            continue;
+        }
         match stage(&mut batch, env, job, state, balances, snap).await {
             Ok(s) => staged.push(Staged { index, ..s }),
             Err(e) => results[index] = Some(Err(e)),
@@ -330,7 +408,7 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
     let ladder = first.config.ladder.as_ref();
     let lifts = staged
         .iter()
-        .map(|s| (s.purchase.member_id, s.state.tier.clone(), s.job.now))
+        .map(|s| (s.done.purchase.member_id, s.state.tier.clone(), s.job.now))
         .collect();
     crate::tiers::service::upgrade_all_on(&txn, tenant, ladder, lifts).await?;
     steps.mark("tiers");
@@ -343,7 +421,7 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
             continue;
         }
         referred = true;
-        let occurred_at = s.purchase.occurred_at;
+        let occurred_at = s.done.purchase.occurred_at;
         let referral_errors = crate::referrals::service::qualify_with(
             &txn,
             env,
@@ -355,7 +433,7 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
             job.now,
         )
         .await?;
-        let member = s.purchase.member_id;
+        let member = s.done.purchase.member_id;
         pipeline::announce(
             &txn,
             env,
@@ -366,24 +444,28 @@ async fn write_group(db: &Db, jobs: &[Job]) -> AppResult<Vec<AppResult<Written>>
             job.now,
         )
         .await?;
-        s.errors.extend(referral_errors);
+        s.done.errors.extend(referral_errors);
     }
     steps.mark("referrals");
     txn.commit().await?;
     steps.mark("commit");
+    let count = |how| staged.iter().filter(|s| s.how == how).count();
+    let used = count(How::Prepared);
+    stats.prepared.fetch_add(used as u64, Ordering::Relaxed);
     tracing::debug!(
         purchases = jobs.len(),
-        reevaluated = staged.iter().filter(|s| s.reevaluated).count(),
+        reevaluated = count(How::Reevaluated),
+        prepared = used,
         writes = parts,
         steps = %steps,
         "purchase group committed"
     );
     for s in staged {
-        let member = (!referred).then(|| Box::new((s.state.member, s.balances)));
+        let member = (!referred).then(|| Box::new((s.state.member, s.done.balances)));
         results[s.index] = Some(Ok(Written::Recorded {
-            purchase: Box::new(s.purchase),
-            awards: s.awards,
-            errors: s.errors,
+            purchase: Box::new(s.done.purchase),
+            awards: s.done.awards,
+            errors: s.done.errors,
             member,
         }));
     }
@@ -403,17 +485,46 @@ async fn stage<'a>(
     snap: sdk::MemberSnapshot,
 ) -> AppResult<Staged<'a>> {
     pipeline::check_active(&state.member)?;
-    let mut purchase = job.purchase.clone();
-    let occurred_at = purchase.occurred_at;
-    let lines = purchase.lines.len();
+    let occurred_at = job.purchase.occurred_at;
+    let lines = job.purchase.lines.len();
     // The member moved since the rules ran (an event that is not a purchase, or a purchase
     // of an earlier group): they run again on the locked snapshot.
     let reevaluated = snap != job.seen;
-    let (proposed, errors) = if reevaluated {
+    let answer = if reevaluated {
         pipeline::evaluate(env, &job.event, &snap, lines, occurred_at).await?
     } else {
         job.early.clone()
     };
+    let built = build(env, job, &state.stats, balances, answer)?;
+    batch.merge(built.unit);
+    let how = if reevaluated {
+        How::Reevaluated
+    } else {
+        How::Built
+    };
+    let done = built.done;
+    Ok(Staged {
+        job,
+        index: 0,
+        done,
+        state,
+        snap,
+        how,
+    })
+}
+
+/// The purchase's writes as one unit, from the member's balances and statistics before it
+/// and its rules' answer: the purchase, what it earned, the statistics, the outbox records
+/// and the tier activity. No reads: the request's task or the writer can run it.
+fn build(
+    env: Env<'_>,
+    job: &Job,
+    stats: &MemberStats,
+    balances: crate::ledger::Balances,
+    (proposed, errors): (Vec<Proposed>, Vec<PluginError>),
+) -> AppResult<Built> {
+    let mut purchase = job.purchase.clone();
+    let occurred_at = purchase.occurred_at;
     let member = purchase.member_id;
     let tenant = env.tenant;
     let mut own = Batch::new(env.db.backend());
@@ -432,7 +543,7 @@ async fn stage<'a>(
     let mut unit = Batch::new(env.db.backend());
     repo::insert_purchase_into(&mut unit, tenant.id, &purchase);
     unit.append(own);
-    let mut stats = state.stats.clone();
+    let mut stats = stats.clone();
     add_to_stats(&mut stats, &purchase);
     repo::save_stats_into(&mut unit, tenant.id, member, &stats, job.now);
     // The purchase first, then what it earned and which rules failed.
@@ -458,18 +569,13 @@ async fn stage<'a>(
         purchases: 1,
     };
     crate::tiers::service::record_activity_into(&mut unit, tenant, member, occurred_at, activity);
-    batch.merge(unit);
-    Ok(Staged {
-        job,
-        index: 0,
-        reevaluated,
+    let done = Done {
         purchase,
         awards,
         errors,
         balances,
-        state,
-        snap,
-    })
+    };
+    Ok(Built { done, unit })
 }
 
 /// How long each step of a group took (microseconds), in the debug log of every group
