@@ -517,8 +517,32 @@ async fn returns_claw_back_the_points_of_what_came_back(b: Backend) {
             && a["points"] == 30)
     );
     assert_eq!(balance(&s, &admin, &member).await, (80, 0));
+    // One ledger entry per rule: base-rate's two line awards share one (50 points), the
+    // multiplier's is its own (30); each award keeps its line and points.
+    let entries_of = |plugin: &str| -> Vec<Value> {
+        awards
+            .iter()
+            .filter(|a| a["plugin"] == plugin)
+            .map(|a| a["entryId"].clone())
+            .collect()
+    };
+    let (base, extra) = (entries_of("base-rate"), entries_of("category-multiplier"));
+    assert_eq!((base.len(), extra.len()), (2, 1), "{awards:#?}");
+    assert_eq!(base[0], base[1], "{awards:#?}");
+    assert_ne!(base[0], extra[0], "{awards:#?}");
+    let h = history(&s, &admin, &member).await;
+    let mut earned: Vec<(Value, Value)> = h
+        .iter()
+        .map(|e| (e["id"].clone(), e["points"].clone()))
+        .collect();
+    earned.sort_by_key(|(_, p)| p.as_i64());
+    assert_eq!(
+        earned,
+        vec![(extra[0].clone(), json!(30)), (base[0].clone(), json!(50))],
+        "{h:#?}"
+    );
 
-    // Line 0 comes back whole: its 60 points go.
+    // Line 0 comes back whole: its 60 points go (30 of base-rate's shared entry).
     let ret = json!({"orderId": "r-order", "returnId": "ret-1", "lines": [{"lineIndex": 0, "quantity": 2}]});
     let v = return_raw(&s, &admin, ret.clone()).await;
     assert_eq!(code(&v), "OK", "{v:#}");

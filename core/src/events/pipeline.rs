@@ -408,12 +408,30 @@ pub fn apply_into(
     proposed: Vec<Proposed>,
     now: DateTime<Utc>,
 ) -> AppResult<(Vec<Award>, Balances)> {
+    // One ledger entry (and lot) per rule, reason and expiry, not per award: a rule that
+    // awards line by line credits the event's points in one entry, and each award keeps its
+    // line and points (what a return claws back, from that entry's lot) and points at it.
     let mut per_binding: HashMap<Uuid, u32> = HashMap::new();
-    let mut specs = Vec::with_capacity(proposed.len());
+    let mut specs: Vec<EarnSpec> = Vec::with_capacity(proposed.len());
+    let mut keys: Vec<(Uuid, &str, ExpiryOverride)> = Vec::with_capacity(proposed.len());
+    let mut spec_of = Vec::with_capacity(proposed.len());
     for p in &proposed {
+        let reason = p.award.reason_code.trim();
+        let key = (p.binding.id.0, reason, p.expires_at);
+        let joined = keys
+            .iter()
+            .zip(&specs)
+            .position(|(k, s)| *k == key && s.points + p.award.points <= POINTS_PER_ENTRY_MAX);
+        if let Some(i) = joined {
+            specs[i].points += p.award.points;
+            spec_of.push(i);
+            continue;
+        }
         let n = per_binding.entry(p.binding.id.0).or_default();
         let natural_key = format!("award:{source}:{}:{n}", p.binding.id.0);
         *n += 1;
+        spec_of.push(specs.len());
+        keys.push(key);
         specs.push(EarnSpec {
             points: p.award.points,
             pending_until: None,
@@ -421,7 +439,7 @@ pub fn apply_into(
             natural_key: Some(natural_key),
             source: Source {
                 reason: None,
-                reason_code: Some(p.award.reason_code.trim().to_string()),
+                reason_code: Some(reason.to_string()),
                 event_id: Some(event_ref.to_string()),
                 plugin_id: Some(p.version.name.clone()),
                 plugin_version: Some(
@@ -438,8 +456,8 @@ pub fn apply_into(
     let (entries, balances) = earn_fresh_into(batch, env.tenant, member, balances, specs, now)?;
     let awards: Vec<Award> = proposed
         .into_iter()
-        .zip(entries)
-        .map(|(p, entry)| Award {
+        .zip(spec_of)
+        .map(|(p, i)| Award {
             id: Uuid::now_v7(),
             points: p.award.points,
             reason_code: p.award.reason_code.trim().to_string(),
@@ -447,7 +465,7 @@ pub fn apply_into(
             plugin_version: p.version.version.clone(),
             binding_id: p.binding.id.0,
             line_index: p.award.line_index.map(|i| i as i32),
-            entry_id: Some(entry.id),
+            entry_id: Some(entries[i].id),
             clawed_back: 0,
         })
         .collect();
