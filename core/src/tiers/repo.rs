@@ -110,6 +110,14 @@ pub async fn member_tier(
 
 /// Inserts or replaces the member's row (the caller holds the member's lock).
 pub async fn save_member_tier(conn: &impl ConnectionTrait, t: &MemberTier) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    save_member_tier_into(&mut batch, t);
+    batch.run(conn).await?;
+    Ok(())
+}
+
+/// [`save_member_tier`] as part of a [`Batch`].
+pub fn save_member_tier_into(batch: &mut Batch, t: &MemberTier) {
     use member_tiers::Column as C;
     let model = member_tiers::Model {
         member_id: t.member_id.0,
@@ -125,8 +133,8 @@ pub async fn save_member_tier(conn: &impl ConnectionTrait, t: &MemberTier) -> Ap
         ladder_version: t.ladder_version,
         updated_at: t.updated_at,
     };
-    member_tiers::Entity::insert(model.into_active_model())
-        .on_conflict(
+    batch.insert(
+        member_tiers::Entity::insert(model.into_active_model()).on_conflict(
             OnConflict::column(C::MemberId)
                 .update_columns([
                     C::Tier,
@@ -141,18 +149,13 @@ pub async fn save_member_tier(conn: &impl ConnectionTrait, t: &MemberTier) -> Ap
                     C::UpdatedAt,
                 ])
                 .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+        ),
+    );
 }
 
-pub async fn insert_change(
-    conn: &impl ConnectionTrait,
-    tenant: TenantId,
-    c: &TierChange,
-) -> AppResult<()> {
-    tier_history::Entity::insert(
+/// Records a tier change in the member's history, as part of a [`Batch`].
+pub fn insert_change_into(batch: &mut Batch, tenant: TenantId, c: &TierChange) {
+    batch.insert(tier_history::Entity::insert(
         tier_history::Model {
             id: c.id,
             tenant_id: tenant.0,
@@ -167,10 +170,7 @@ pub async fn insert_change(
             at: c.at,
         }
         .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    ));
 }
 
 /// The member's tier changes, newest first.

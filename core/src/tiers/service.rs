@@ -245,6 +245,31 @@ async fn move_to(
     value: i64,
     now: DateTime<Utc>,
 ) -> AppResult<Option<TierChange>> {
+    let mut batch = Batch::on(conn);
+    let change = move_into(
+        &mut batch, tenant, ladder, member, stored, from_rank, to, up, source, reason, value, now,
+    );
+    batch.run(conn).await?;
+    Ok(change)
+}
+
+/// [`move_to`] as part of a [`Batch`]: the member's tier row, and when the tier changes its
+/// history row and outbox record. Returns the change.
+#[allow(clippy::too_many_arguments)]
+fn move_into(
+    batch: &mut Batch,
+    tenant: &Tenant,
+    ladder: &Ladder,
+    member: MemberId,
+    stored: Option<MemberTier>,
+    from_rank: Option<usize>,
+    to: usize,
+    up: bool,
+    source: Source,
+    reason: Option<String>,
+    value: i64,
+    now: DateTime<Utc>,
+) -> Option<TierChange> {
     let from_name = stored.as_ref().map_or_else(
         || ladder.tiers[0].name.clone(),
         |s| {
@@ -294,9 +319,9 @@ async fn move_to(
     row.review_at = review_at;
     row.ladder_version = ladder.version;
     row.updated_at = now;
-    repo::save_member_tier(conn, &row).await?;
+    repo::save_member_tier_into(batch, &row);
     if !changed {
-        return Ok(None);
+        return None;
     }
     let change = TierChange {
         id: Uuid::now_v7(),
@@ -310,30 +335,24 @@ async fn move_to(
         ladder_version: ladder.version,
         at: now,
     };
-    repo::insert_change(conn, tenant.id, &change).await?;
-    outbox::append(
-        conn,
-        tenant.id,
-        Some(member),
-        if up {
-            "tier.upgraded"
-        } else {
-            "tier.downgraded"
-        },
-        json!({
-            "from": change.from,
-            "to": change.to,
-            "source": source.as_str(),
-            "reason": change.reason,
-            "metric": ladder.metric.as_str(),
-            "metricValue": value,
-            "ladderVersion": ladder.version,
-            "reviewAt": row.review_at,
-        }),
-        now,
-    )
-    .await?;
-    Ok(Some(change))
+    repo::insert_change_into(batch, tenant.id, &change);
+    let kind = if up {
+        "tier.upgraded"
+    } else {
+        "tier.downgraded"
+    };
+    let payload = json!({
+        "from": change.from,
+        "to": change.to,
+        "source": source.as_str(),
+        "reason": change.reason,
+        "metric": ladder.metric.as_str(),
+        "metricValue": value,
+        "ladderVersion": ladder.version,
+        "reviewAt": row.review_at,
+    });
+    outbox::append_all_into(batch, tenant.id, Some(member), vec![(kind, payload)], now);
+    Some(change)
 }
 
 /// Adds an event's activity to the member's month and upgrades the member when the value now
@@ -460,21 +479,19 @@ pub async fn upgrade_all_on(
             values.insert((*window, member), value);
         }
     }
+    // The upgrades' writes in one round trip (distinct members: no row written twice).
+    let mut batch = Batch::on(conn);
     for (member, stored, now) in members {
         let window = super::window_months(ladder.window, tenant.timezone, now);
         let value = values.get(&(window, member)).copied().unwrap_or(0);
-        upgrade_to_value(
-            conn,
-            tenant,
-            ladder,
-            member,
-            stored,
-            value,
-            Source::Threshold,
-            now,
-        )
-        .await?;
+        let mut unit = Batch::on(conn);
+        let source = Source::Threshold;
+        upgrade_into(
+            &mut unit, tenant, ladder, member, stored, value, source, now,
+        );
+        batch.merge(unit);
     }
+    batch.run(conn).await?;
     Ok(())
 }
 
@@ -490,17 +507,34 @@ async fn upgrade_to_value(
     source: Source,
     now: DateTime<Utc>,
 ) -> AppResult<Option<TierChange>> {
+    let mut batch = Batch::on(conn);
+    let change = upgrade_into(
+        &mut batch, tenant, ladder, member, stored, value, source, now,
+    );
+    batch.run(conn).await?;
+    Ok(change)
+}
+
+/// [`upgrade_to_value`] as part of a [`Batch`]: nothing when `value` reaches no higher tier.
+#[allow(clippy::too_many_arguments)]
+fn upgrade_into(
+    batch: &mut Batch,
+    tenant: &Tenant,
+    ladder: &Ladder,
+    member: MemberId,
+    stored: Option<MemberTier>,
+    value: i64,
+    source: Source,
+    now: DateTime<Utc>,
+) -> Option<TierChange> {
     let current = stored.as_ref().map_or(Some(0), |s| ladder.rank_of(&s.tier));
     let qualified = ladder.qualified(value);
     match current {
-        Some(c) if qualified <= c => Ok(None),
-        _ => {
-            move_to(
-                conn, tenant, ladder, member, stored, current, qualified, true, source, None,
-                value, now,
-            )
-            .await
-        }
+        Some(c) if qualified <= c => None,
+        _ => move_into(
+            batch, tenant, ladder, member, stored, current, qualified, true, source, None, value,
+            now,
+        ),
     }
 }
 
