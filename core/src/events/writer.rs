@@ -376,25 +376,25 @@ async fn write_group(
         };
         // Built on this very state: its rules saw this snapshot, its writes start from these
         // balances and statistics.
-        if let Some(p) = prepared[index].take()
-            && p.state == state
-            && p.state.balances == Some(balances)
-        {
-            batch.merge(p.built.unit);
-            let done = p.built.done;
-            let how = How::Prepared;
-            staged.push(Staged {
-                job,
-                index,
-                done,
-                state,
-                snap,
-                how,
-            });
-            continue;
-        }
-        match stage(&mut batch, env, job, state, balances, snap).await {
-            Ok(s) => staged.push(Staged { index, ..s }),
+        let built = match prepared[index].take() {
+            Some(p) if p.state == state && p.state.balances == Some(balances) => {
+                Ok((p.built, How::Prepared))
+            }
+            _ => stage(env, job, &state, balances, &snap).await,
+        };
+        match built {
+            Ok((built, how)) => {
+                batch.merge(built.unit);
+                let done = built.done;
+                staged.push(Staged {
+                    job,
+                    index,
+                    done,
+                    state,
+                    snap,
+                    how,
+                });
+            }
             Err(e) => results[index] = Some(Err(e)),
         }
     }
@@ -475,42 +475,26 @@ async fn write_group(
         .collect())
 }
 
-/// One purchase's checks and writes into the group's batch; nothing is added when it fails.
-async fn stage<'a>(
-    batch: &mut Batch,
+/// One purchase's checks and writes, built under the lock on the member's locked state.
+async fn stage(
     env: Env<'_>,
-    job: &'a Job,
-    state: super::repo::MemberState,
+    job: &Job,
+    state: &super::repo::MemberState,
     balances: crate::ledger::Balances,
-    snap: sdk::MemberSnapshot,
-) -> AppResult<Staged<'a>> {
+    snap: &sdk::MemberSnapshot,
+) -> AppResult<(Built, How)> {
     pipeline::check_active(&state.member)?;
     let occurred_at = job.purchase.occurred_at;
     let lines = job.purchase.lines.len();
     // The member moved since the rules ran (an event that is not a purchase, or a purchase
     // of an earlier group): they run again on the locked snapshot.
-    let reevaluated = snap != job.seen;
-    let answer = if reevaluated {
-        pipeline::evaluate(env, &job.event, &snap, lines, occurred_at).await?
+    let (answer, how) = if *snap != job.seen {
+        let answer = pipeline::evaluate(env, &job.event, snap, lines, occurred_at).await?;
+        (answer, How::Reevaluated)
     } else {
-        job.early.clone()
+        (job.early.clone(), How::Built)
     };
-    let built = build(env, job, &state.stats, balances, answer)?;
-    batch.merge(built.unit);
-    let how = if reevaluated {
-        How::Reevaluated
-    } else {
-        How::Built
-    };
-    let done = built.done;
-    Ok(Staged {
-        job,
-        index: 0,
-        done,
-        state,
-        snap,
-        how,
-    })
+    Ok((build(env, job, &state.stats, balances, answer)?, how))
 }
 
 /// The purchase's writes as one unit, from the member's balances and statistics before it

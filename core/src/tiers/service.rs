@@ -450,7 +450,12 @@ async fn upgrade_in(
     now: DateTime<Utc>,
 ) -> AppResult<Option<TierChange>> {
     let value = value_at(conn, tenant, ladder, member, now).await?;
-    upgrade_to_value(conn, tenant, ladder, member, stored, value, source, now).await
+    let mut batch = Batch::on(conn);
+    let change = upgrade_into(
+        &mut batch, tenant, ladder, member, stored, value, source, now,
+    );
+    batch.run(conn).await?;
+    Ok(change)
 }
 
 /// The rest of [`record_activity_into`] after its batch ran, for several members of `tenant`
@@ -495,27 +500,8 @@ pub async fn upgrade_all_on(
     Ok(())
 }
 
-/// The rest of [`upgrade_in`] once the member's metric value is known.
-#[allow(clippy::too_many_arguments)]
-async fn upgrade_to_value(
-    conn: &impl ConnectionTrait,
-    tenant: &Tenant,
-    ladder: &Ladder,
-    member: MemberId,
-    stored: Option<MemberTier>,
-    value: i64,
-    source: Source,
-    now: DateTime<Utc>,
-) -> AppResult<Option<TierChange>> {
-    let mut batch = Batch::on(conn);
-    let change = upgrade_into(
-        &mut batch, tenant, ladder, member, stored, value, source, now,
-    );
-    batch.run(conn).await?;
-    Ok(change)
-}
-
-/// [`upgrade_to_value`] as part of a [`Batch`]: nothing when `value` reaches no higher tier.
+/// The rest of [`upgrade_in`] once the member's metric value is known, as part of a
+/// [`Batch`]: nothing when `value` reaches no higher tier.
 #[allow(clippy::too_many_arguments)]
 fn upgrade_into(
     batch: &mut Batch,
