@@ -1,6 +1,7 @@
 //! Group commit: purchases that wait for the writer together are written in one transaction
 //! (`database.write_batch_max` at most), and each is still recorded exactly once, with its
-//! own points, refusals and replays. Both backends.
+//! own points, refusals and replays. On SQLite the writer, enrolments and redemptions run on a
+//! thread of their own (`Db::on_writer`). Both backends.
 
 use loyalty_core::ids::{MemberId, TenantId};
 use loyalty_core::ledger::repo as ledger_repo;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 both_backends!(
     waiting_purchases_commit_together_each_exactly_once,
     a_group_that_fails_is_done_again_one_by_one,
+    sqlite_write_transactions_run_on_their_own_thread_to_the_end,
 );
 
 const RECORD: &str = "mutation($i: RecordPurchaseInput!) { recordPurchase(input: $i) { purchase { \
@@ -390,4 +392,63 @@ async fn a_group_that_fails_is_done_again_one_by_one(b: Backend) {
     s.assert_audit_clean().await;
     replica.finish().await;
     s.finish().await;
+}
+
+async fn sqlite_write_transactions_run_on_their_own_thread_to_the_end(b: Backend) {
+    use loyalty_core::error::AppError;
+    use tokio::sync::oneshot;
+    let s = TestServer::start(b).await;
+    let db = s.app().db.clone();
+    let caller = std::thread::current().id();
+    let (name, thread) = db
+        .on_writer(async {
+            let t = std::thread::current();
+            Ok((t.name().map(str::to_owned), t.id()))
+        })
+        .await
+        .expect("ran");
+    match b {
+        Backend::Sqlite => {
+            assert_eq!(name.as_deref(), Some("loyalty-writes"));
+            assert_ne!(thread, caller);
+        }
+        // No second thread: the work runs in the caller's task.
+        Backend::Postgres => assert_eq!(thread, caller),
+    }
+
+    // The work's error is the caller's answer.
+    let refused = db
+        .on_writer(async { Err::<(), _>(AppError::not_found("member")) })
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), "NOT_FOUND");
+
+    // A caller that stops waiting (a request timed out) does not cut the work short on
+    // SQLite's thread: it goes on when it can. On PostgreSQL it is dropped with the caller.
+    let (go, go_rx) = oneshot::channel::<()>();
+    let (done, done_rx) = oneshot::channel::<()>();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(20),
+        db.on_writer(async move {
+            go_rx.await.map_err(|_| AppError::not_found("go"))?;
+            let _ = done.send(());
+            Ok(())
+        }),
+    )
+    .await;
+    assert!(waited.is_err(), "it waits for `go`, which comes after");
+    let started = go.send(()).is_ok();
+    let finished = done_rx.await.is_ok();
+    assert_eq!(
+        (started, finished),
+        match b {
+            Backend::Sqlite => (true, true),
+            Backend::Postgres => (false, false),
+        }
+    );
+
+    // The thread still serves the API's writes afterwards.
+    let (_, admin) = s.tenant("write-thread").await;
+    let member = s.enroll(&admin, json!({"externalId": "wt-1"})).await;
+    assert!(!member.is_empty());
 }

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod entities;
+mod write_thread;
 
 pub use batch::Batch;
 pub use checkpoint::CheckpointStats;
@@ -16,20 +17,25 @@ pub use checkpoint::CheckpointStats;
 use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
 use crate::config::DatabaseSettings;
+use crate::error::{AppError, AppResult};
 use crate::events::writer::{WriterStats, Writers};
 use loyalty_migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use write_thread::WriteThread;
 
 /// The database handles of one server process.
 #[derive(Clone, Debug)]
 pub struct Db {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
+    /// SQLite: the thread its write transactions run on ([`Db::on_writer`]).
+    write_thread: Option<Arc<WriteThread>>,
     clock: Clock,
     caches: Arc<Caches>,
     /// The purchase writers (group commit), started by the first purchase.
@@ -59,6 +65,7 @@ impl Db {
             Ok(Self {
                 reader,
                 writer,
+                write_thread: Some(Arc::new(WriteThread::start()?)),
                 clock: Clock::system(),
                 caches: Arc::new(Caches::new(&CacheSettings::default())),
                 writers: Arc::default(),
@@ -83,6 +90,7 @@ impl Db {
             Ok(Self {
                 reader: pool.clone(),
                 writer: pool,
+                write_thread: None,
                 clock: Clock::system(),
                 caches: Arc::new(Caches::new(&CacheSettings::default())),
                 writers: Arc::default(),
@@ -167,6 +175,39 @@ impl Db {
             ..Default::default()
         };
         self.writer.begin_with_options(options).await
+    }
+
+    /// Runs `work`, a write transaction with what it reads and decides under its lock, on
+    /// SQLite's write thread (see `db/write_thread.rs`), or in the calling task on
+    /// PostgreSQL. On the thread the work runs to its end even when the caller stops waiting
+    /// (a request timed out, its client went away): it commits or rolls back whole as always.
+    pub async fn on_writer<T, F>(&self, work: F) -> AppResult<T>
+    where
+        F: Future<Output = AppResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(thread) = &self.write_thread else {
+            return work.await;
+        };
+        match thread.spawn(work).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(AppError::internal(anyhow::anyhow!(
+                "the write thread stopped: {e}"
+            ))),
+        }
+    }
+
+    /// Starts a task that runs write transactions (the purchase writer) where
+    /// [`Db::on_writer`] runs them.
+    pub(crate) fn spawn_on_writer<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match &self.write_thread {
+            Some(thread) => drop(thread.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
     }
 
     /// True when the database answers a trivial query (for `/readyz`).

@@ -18,8 +18,9 @@
 //! transaction itself fails (PostgreSQL: a deadlock, a twin recorded by another process), it
 //! rolls back whole and its purchases are done again one per transaction, as before groups.
 //!
-//! SQLite has one writer connection, so one writer task. PostgreSQL gets
-//! `database.purchase_writers` of them, a member's purchases always on the same one.
+//! SQLite has one writer connection, so one writer task, on the write thread
+//! ([`Db::on_writer`]). PostgreSQL gets `database.purchase_writers` of them, a member's
+//! purchases always on the same one.
 
 use super::pipeline::{self, Env, PipelineConfig, Proposed};
 use super::{Award, MemberStats, PluginError, Purchase, outbox, repo};
@@ -164,7 +165,7 @@ impl Writers {
         let queues = (0..count)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(batch_max * 4);
-                tokio::spawn(run(db.detached(), rx, batch_max, stats.clone()));
+                db.spawn_on_writer(run(db.detached(), rx, batch_max, stats.clone()));
                 tx
             })
             .collect();

@@ -81,37 +81,57 @@ pub async fn enroll(
     // Outside the write lock: the welcome rules see a new member, known without a read.
     let rules = crate::events::service::enrollment_rules(env, &member, channel.as_deref()).await?;
 
-    let txn = db.begin_write().await?;
-    if let Some(k) = &key {
-        if let Some(id) = idempotency::lookup(&txn, k).await? {
-            drop(txn);
-            return stored_result(db, t, &id).await;
-        }
-        // The key goes in first: a concurrent request with the same key waits on it and then
-        // fails with a unique violation, and answers with the winner's result below.
-        if let Err(e) = idempotency::record(&txn, k, &member.id.to_string()).await {
-            drop(txn);
-            if is_unique_violation(&e) {
-                return match idempotency::lookup(db.reader(), k).await? {
-                    Some(id) => stored_result(db, t, &id).await,
-                    None => Err(AppError::internal(e)),
-                };
+    // Under the write lock, on SQLite's write thread.
+    let (db, runtime) = (db.clone(), runtime.clone());
+    let awards_max = limits.plugin_awards_max;
+    db.clone()
+        .on_writer(async move {
+            let env = crate::events::pipeline::Env {
+                db: &db,
+                runtime: &runtime,
+                tenant: &tenant,
+                config: &config,
+                awards_max,
+            };
+            let txn = db.begin_write().await?;
+            if let Some(k) = &key {
+                if let Some(id) = idempotency::lookup(&txn, k).await? {
+                    drop(txn);
+                    return stored_result(&db, t, &id).await;
+                }
+                // The key goes in first: a concurrent request with the same key waits on it and then
+                // fails with a unique violation, and answers with the winner's result below.
+                if let Err(e) = idempotency::record(&txn, k, &member.id.to_string()).await {
+                    drop(txn);
+                    if is_unique_violation(&e) {
+                        return match idempotency::lookup(db.reader(), k).await? {
+                            Some(id) => stored_result(&db, t, &id).await,
+                            None => Err(AppError::internal(e)),
+                        };
+                    }
+                    return Err(e.into());
+                }
             }
-            return Err(e.into());
-        }
-    }
-    if let Err(e) = repo::insert(&txn, &member).await {
-        if !e.is_unique_violation() {
-            return Err(e);
-        }
-        drop(txn);
-        return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
-    }
-    crate::events::service::enrolled_in(&txn, env, &member, rules, now).await?;
-    crate::referrals::service::enrolled_in(&txn, &tenant, &member, referral_code.as_deref(), now)
-        .await?;
-    txn.commit().await?;
-    Ok(member)
+            if let Err(e) = repo::insert(&txn, &member).await {
+                if !e.is_unique_violation() {
+                    return Err(e);
+                }
+                drop(txn);
+                return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
+            }
+            crate::events::service::enrolled_in(&txn, env, &member, rules, now).await?;
+            crate::referrals::service::enrolled_in(
+                &txn,
+                &tenant,
+                &member,
+                referral_code.as_deref(),
+                now,
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(member)
+        })
+        .await
 }
 
 async fn stored_result(db: &Db, t: TenantPrincipal, id: &str) -> AppResult<Member> {

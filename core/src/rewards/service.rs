@@ -458,84 +458,90 @@ pub async fn redeem(
 
     let id = Uuid::now_v7();
     let code = super::new_code();
-    let txn = db.begin_write().await?;
-    if let Some(existing) = idempotency::lookup(&txn, &key).await? {
-        drop(txn);
-        return stored_redemption(db, t, &existing).await;
-    }
-    // The key goes in first: a concurrent twin waits on it and answers with our redemption.
-    if let Err(e) = idempotency::record(&txn, &key, &id.to_string()).await {
-        drop(txn);
-        if is_unique_violation(&e) {
-            return match idempotency::lookup(db.reader(), &key).await? {
-                Some(existing) => stored_redemption(db, t, &existing).await,
-                None => Err(AppError::internal(e)),
+    // Under the write lock, on SQLite's write thread.
+    let db = db.clone();
+    db.clone()
+        .on_writer(async move {
+            let txn = db.begin_write().await?;
+            if let Some(existing) = idempotency::lookup(&txn, &key).await? {
+                drop(txn);
+                return stored_redemption(&db, t, &existing).await;
+            }
+            // The key goes in first: a concurrent twin waits on it and answers with our redemption.
+            if let Err(e) = idempotency::record(&txn, &key, &id.to_string()).await {
+                drop(txn);
+                if is_unique_violation(&e) {
+                    return match idempotency::lookup(db.reader(), &key).await? {
+                        Some(existing) => stored_redemption(&db, t, &existing).await,
+                        None => Err(AppError::internal(e)),
+                    };
+                }
+                return Err(e.into());
+            }
+            crate::ledger::repo::lock_balances(&txn, tenant.id, member.id, now).await?;
+            if let Some(limit) = reward.per_member_limit {
+                let held = repo::units_of_member(&txn, reward.id, member.id).await?;
+                if held + quantity > limit {
+                    return Err(Unavailable::LimitReached.error(format!(
+                        "at most {limit} per member; this member has {held}"
+                    )));
+                }
+            }
+            if reward.stock.is_some() && !repo::take_stock(&txn, reward.id, quantity).await? {
+                return Err(Unavailable::OutOfStock.error("out of stock"));
+            }
+            let event_ref = format!("redemption:{id}");
+            let hold_id = if quoted.points_cost > 0 {
+                let (hold, _) = hold_in(
+                    &txn,
+                    &tenant,
+                    member.id,
+                    quoted.points_cost,
+                    Source {
+                        reason: Some(reward.name.clone()),
+                        reason_code: Some("redemption".into()),
+                        event_id: Some(event_ref.clone()),
+                        ..Default::default()
+                    },
+                    now,
+                )
+                .await?;
+                capture_in(&txn, &tenant, hold.id, quoted.points_cost, now).await?;
+                Some(hold.id)
+            } else {
+                None
             };
-        }
-        return Err(e.into());
-    }
-    crate::ledger::repo::lock_balances(&txn, tenant.id, member.id, now).await?;
-    if let Some(limit) = reward.per_member_limit {
-        let held = repo::units_of_member(&txn, reward.id, member.id).await?;
-        if held + quantity > limit {
-            return Err(Unavailable::LimitReached.error(format!(
-                "at most {limit} per member; this member has {held}"
-            )));
-        }
-    }
-    if reward.stock.is_some() && !repo::take_stock(&txn, reward.id, quantity).await? {
-        return Err(Unavailable::OutOfStock.error("out of stock"));
-    }
-    let event_ref = format!("redemption:{id}");
-    let hold_id = if quoted.points_cost > 0 {
-        let (hold, _) = hold_in(
-            &txn,
-            &tenant,
-            member.id,
-            quoted.points_cost,
-            Source {
-                reason: Some(reward.name.clone()),
-                reason_code: Some("redemption".into()),
-                event_id: Some(event_ref.clone()),
-                ..Default::default()
-            },
-            now,
-        )
-        .await?;
-        capture_in(&txn, &tenant, hold.id, quoted.points_cost, now).await?;
-        Some(hold.id)
-    } else {
-        None
-    };
-    let effects = quoted
-        .effects
-        .into_iter()
-        .map(|e| match e {
-            sdk::Effect::Coupon(prefix) => sdk::Effect::Coupon(format!("{prefix}{code}")),
-            other => other,
+            let effects = quoted
+                .effects
+                .into_iter()
+                .map(|e| match e {
+                    sdk::Effect::Coupon(prefix) => sdk::Effect::Coupon(format!("{prefix}{code}")),
+                    other => other,
+                })
+                .collect();
+            let redemption = Redemption {
+                id,
+                tenant_id: tenant.id,
+                reward_id: reward.id,
+                member_id: member.id,
+                code,
+                status: Status::Issued,
+                quantity: quantity as i32,
+                points_cost: quoted.points_cost,
+                effects,
+                hold_id,
+                created_at: now,
+                expires_at: now + Duration::days(i64::from(reward.code_valid_days)),
+                used_at: None,
+                cancelled_at: None,
+                expired_at: None,
+            };
+            repo::insert_redemption(&txn, &redemption).await?;
+            announce(&txn, &redemption, "reward.redeemed", now).await?;
+            txn.commit().await?;
+            Ok(redemption)
         })
-        .collect();
-    let redemption = Redemption {
-        id,
-        tenant_id: tenant.id,
-        reward_id: reward.id,
-        member_id: member.id,
-        code,
-        status: Status::Issued,
-        quantity: quantity as i32,
-        points_cost: quoted.points_cost,
-        effects,
-        hold_id,
-        created_at: now,
-        expires_at: now + Duration::days(i64::from(reward.code_valid_days)),
-        used_at: None,
-        cancelled_at: None,
-        expired_at: None,
-    };
-    repo::insert_redemption(&txn, &redemption).await?;
-    announce(&txn, &redemption, "reward.redeemed", now).await?;
-    txn.commit().await?;
-    Ok(redemption)
+        .await
 }
 
 async fn announce(
