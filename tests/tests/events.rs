@@ -541,6 +541,44 @@ async fn returns_claw_back_the_points_of_what_came_back(b: Backend) {
         vec![(extra[0].clone(), json!(30)), (base[0].clone(), json!(50))],
         "{h:#?}"
     );
+    // One `points.earned` per entry, with the awards it credits line by line.
+    let mut announced: Vec<Value> = events(&s, &admin, Some("points.earned"))
+        .await
+        .into_iter()
+        .filter(|e| e["memberId"] == member.as_str())
+        .map(|e| e["payload"].clone())
+        .collect();
+    announced.sort_by_key(|p| p["points"].as_i64());
+    assert_eq!(announced.len(), 2, "{announced:#?}");
+    let fields = |p: &Value| {
+        (
+            p["entryId"].clone(),
+            p["points"].clone(),
+            p["plugin"].clone(),
+        )
+    };
+    assert_eq!(
+        fields(&announced[0]),
+        (extra[0].clone(), json!(30), json!("category-multiplier"))
+    );
+    assert_eq!(
+        announced[0]["awards"],
+        json!([{"lineIndex": 0, "points": 30}])
+    );
+    assert_eq!(
+        fields(&announced[1]),
+        (base[0].clone(), json!(50), json!("base-rate"))
+    );
+    assert_eq!(
+        announced[1]["awards"],
+        json!([{"lineIndex": 0, "points": 30}, {"lineIndex": 1, "points": 20}])
+    );
+    assert!(
+        announced
+            .iter()
+            .all(|p| p["eventId"] == announced[0]["eventId"] && non_empty(&p["eventId"])),
+        "{announced:#?}"
+    );
 
     // Line 0 comes back whole: its 60 points go (30 of base-rate's shared entry).
     let ret = json!({"orderId": "r-order", "returnId": "ret-1", "lines": [{"lineIndex": 0, "quantity": 2}]});

@@ -473,8 +473,9 @@ pub fn apply_into(
     Ok((awards, balances))
 }
 
-/// Appends `points.earned` for each award and `plugin.failed` for each failed rule, after the
-/// event's own domain event (cause first, then effects).
+/// Appends `points.earned` for each ledger entry the awards credited (each award's line and
+/// points in it) and `plugin.failed` for each failed rule, after the event's own domain event
+/// (cause first, then effects).
 pub async fn announce(
     conn: &impl ConnectionTrait,
     env: Env<'_>,
@@ -495,19 +496,35 @@ pub fn announcements(
     awards: &[Award],
     errors: &[PluginError],
 ) -> Vec<(&'static str, serde_json::Value)> {
-    let mut events: Vec<(&str, serde_json::Value)> = awards
-        .iter()
-        .map(|award| {
+    // One per ledger entry, in the order of the entries' first awards: the awards of an entry
+    // share its rule, reason and expiry; each keeps its line and points in `awards`.
+    let mut entries: Vec<(&Award, Vec<&Award>)> = Vec::new();
+    for award in awards {
+        match entries
+            .iter_mut()
+            .find(|(first, _)| award.entry_id.is_some() && first.entry_id == award.entry_id)
+        {
+            Some((_, shared)) => shared.push(award),
+            None => entries.push((award, vec![award])),
+        }
+    }
+    let mut events: Vec<(&str, serde_json::Value)> = entries
+        .into_iter()
+        .map(|(first, shared)| {
+            let lines: Vec<serde_json::Value> = shared
+                .iter()
+                .map(|a| json!({"lineIndex": a.line_index, "points": a.points}))
+                .collect();
             (
                 "points.earned",
                 json!({
-                    "entryId": award.entry_id,
-                    "points": award.points,
-                    "reason": award.reason_code,
-                    "plugin": award.plugin_name,
-                    "pluginVersion": award.plugin_version,
+                    "entryId": first.entry_id,
+                    "points": shared.iter().map(|a| a.points).sum::<i64>(),
+                    "reason": first.reason_code,
+                    "plugin": first.plugin_name,
+                    "pluginVersion": first.plugin_version,
                     "eventId": event_ref,
-                    "lineIndex": award.line_index,
+                    "awards": lines,
                 }),
             )
         })

@@ -341,7 +341,8 @@ pub async fn qualify_with(
                     "points.earned",
                     json!({"entryId": entry.id, "points": a.points, "reason": a.reason_code,
                            "plugin": version.name, "pluginVersion": version.version,
-                           "eventId": format!("referral:{}", referral.id)}),
+                           "eventId": format!("referral:{}", referral.id),
+                           "awards": [{"lineIndex": null, "points": a.points}]}),
                     now,
                 )
                 .await?;
