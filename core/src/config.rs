@@ -72,8 +72,12 @@ impl Default for ServerSettings {
 pub struct DatabaseSettings {
     /// `sqlite://path?mode=rwc` (default, a file under `./data/`) or `postgres://...`.
     pub url: Secret,
-    /// Pool size for PostgreSQL, and for SQLite readers (SQLite has one writer connection).
+    /// PostgreSQL: pool size. (SQLite has one writer connection and `sqlite_readers`.)
     pub connections_max: u32,
+    /// SQLite: reader connections, each with a thread of its own. Past about two per core
+    /// they cost more in thread switches than they add: on 2 cores, balance reads with 4
+    /// spent 15-17 % less CPU each than with 16 (BENCHMARKS.md).
+    pub sqlite_readers: u32,
     /// Milliseconds to wait for a pooled connection.
     pub acquire_timeout_ms: u64,
     /// Milliseconds SQLite waits on a locked database before failing.
@@ -105,6 +109,7 @@ impl Default for DatabaseSettings {
         Self {
             url: Secret::new("sqlite://data/loyalty.db?mode=rwc"),
             connections_max: 16,
+            sqlite_readers: 4,
             acquire_timeout_ms: 5_000,
             sqlite_busy_timeout_ms: 5_000,
             ping_idle_s: 30,
@@ -296,6 +301,10 @@ impl Settings {
             "database.connections_max must be at least 1"
         );
         anyhow::ensure!(
+            (1..=1024).contains(&self.database.sqlite_readers),
+            "database.sqlite_readers must be between 1 and 1024"
+        );
+        anyhow::ensure!(
             (1..=1024).contains(&self.database.write_batch_max),
             "database.write_batch_max must be between 1 and 1024"
         );
@@ -445,6 +454,9 @@ mod tests {
         assert!(refused(|d| d.write_batch_max = 1025).contains("database.write_batch_max"));
         assert!(refused(|d| d.purchase_writers = 0).contains("database.purchase_writers"));
         assert!(refused(|d| d.purchase_writers = 17).contains("database.purchase_writers"));
+        assert_eq!(Settings::default().database.sqlite_readers, 4);
+        assert!(refused(|d| d.sqlite_readers = 0).contains("database.sqlite_readers"));
+        assert!(refused(|d| d.sqlite_readers = 1025).contains("database.sqlite_readers"));
         assert_eq!(Settings::default().database.slow_statement_ms, 1_000);
         assert!(refused(|d| d.slow_statement_ms = 3_600_001).contains("slow_statement_ms"));
         assert_eq!(Settings::default().database.sqlite_checkpoint_ms, 250);

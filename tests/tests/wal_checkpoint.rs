@@ -1,6 +1,8 @@
 //! SQLite's write-ahead log is checkpointed by a background task rather than by the writer's
 //! commits (`database.sqlite_checkpoint_ms`, `database.sqlite_wal_pages_max`), on the real
-//! server and database file. Both backends: on PostgreSQL the task never starts.
+//! server and database file. Both backends: on PostgreSQL the task never starts. And the
+//! connections: SQLite's readers (`database.sqlite_readers`) beside its one writer,
+//! PostgreSQL's one pool (`database.connections_max`).
 
 use loyalty_core::db::CheckpointStats;
 use loyalty_tests::{Backend, TestServer, both_backends};
@@ -11,6 +13,7 @@ use std::time::Duration;
 both_backends!(
     the_log_is_checkpointed_in_the_background_not_at_commit,
     with_the_background_checkpoint_off_the_writer_checkpoints_as_sqlite_does,
+    the_pools_are_the_size_their_settings_give,
 );
 
 /// `PRAGMA wal_autocheckpoint` of the writer connection (inside a write transaction, which
@@ -97,5 +100,39 @@ async fn with_the_background_checkpoint_off_the_writer_checkpoints_as_sqlite_doe
     assert_eq!(s.app().db.checkpoint_stats(), CheckpointStats::default());
     if b == Backend::Sqlite {
         assert_eq!(autocheckpoint(&s).await, (1_000, 1_000));
+    }
+}
+
+async fn the_pools_are_the_size_their_settings_give(b: Backend) {
+    let s = TestServer::start_with(b, |c| {
+        c.database.sqlite_readers = 2;
+        c.database.connections_max = 5;
+    })
+    .await;
+    let db = &s.app().db;
+    match b {
+        Backend::Sqlite => {
+            let pool = db.reader().get_sqlite_connection_pool();
+            assert_eq!(pool.options().get_max_connections(), 2);
+        }
+        Backend::Postgres => {
+            let pool = db.reader().get_postgres_connection_pool();
+            assert_eq!(pool.options().get_max_connections(), 5);
+        }
+    }
+    // Four times as many balance reads at once as there are SQLite readers: each waits its
+    // turn for a connection and every one is answered.
+    let (_, admin) = s.tenant("pools").await;
+    let member = s.enroll(&admin, json!({"externalId": "pools-1"})).await;
+    let query = "query($id: ID!) { member(id: $id) { balance { available held } } }";
+    let answers = s
+        .gql_at_once(&admin, query, vec![json!({ "id": member }); 8])
+        .await;
+    for a in answers {
+        assert_eq!(
+            a["data"]["member"]["balance"],
+            json!({"available": 0, "held": 0}),
+            "{a:#}"
+        );
     }
 }

@@ -61,7 +61,7 @@ impl Db {
                 _ => settings.sqlite_wal_pages_max,
             };
             let writer = connect_sqlite(settings, &url, 1, autocheckpoint).await?;
-            let reader = connect_sqlite(settings, &url, settings.connections_max, 1000).await?;
+            let reader = connect_sqlite(settings, &url, settings.sqlite_readers, 1000).await?;
             Ok(Self {
                 reader,
                 writer,
