@@ -16,8 +16,8 @@ use crate::tiers::MemberTier;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Value;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -537,14 +537,18 @@ mod tests {
 
     #[test]
     fn a_rendered_state_statement_is_the_query_built_for_its_values() {
-        use super::{MemberRef, state_and_order_query, state_and_order_statement};
+        use super::{
+            MemberRef, Value, member_and_balances_query, member_and_balances_sql,
+            state_and_order_query, state_and_order_statement,
+        };
         use crate::ids::{MemberId, TenantId};
         use sea_orm::DbBackend;
         // Each shape rendered by a first call, then asked again with other values: the text
         // is the one the builder gives for those values, and so are the values, in order.
         for round in 0..3u128 {
             let tenant = TenantId(uuid::Uuid::from_u128(round + 1));
-            let by_id = MemberRef::Id(MemberId(uuid::Uuid::from_u128(round + 100)));
+            let member = MemberId(uuid::Uuid::from_u128(round + 100));
+            let by_id = MemberRef::Id(member);
             let external = MemberRef::External(format!("crm-{round}"));
             let order = format!("order-{round}");
             for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
@@ -559,6 +563,18 @@ mod tests {
                         );
                     }
                 }
+                let built = backend.build(&member_and_balances_query(tenant, member));
+                assert_eq!(
+                    member_and_balances_sql(backend),
+                    built.sql,
+                    "{backend:?} member and balances"
+                );
+                let values: Vec<Value> = vec![tenant.0.into(), member.0.into()];
+                assert_eq!(
+                    built.values,
+                    Some(sea_orm::Values(values)),
+                    "{backend:?} member and balances: the values query_one_by_ids binds"
+                );
             }
         }
     }
@@ -608,25 +624,14 @@ fn join_member_row<E: EntityTrait>(
 }
 
 /// [`MemberState`] in one query (members joined with their balance, statistics, tier and
-/// referral rows), without a lock. `None` when there is no such member.
+/// referral rows), without a lock, and in the same statement whether `order_id` (when given)
+/// is already recorded in the tenant, for any member: a new purchase's replay check costs no
+/// round trip of its own. `None` when there is no such member.
 ///
 /// Not for locking on PostgreSQL: `FOR UPDATE OF ledger_balances` on this join would wait for
 /// a concurrent event of the member and then re-read only the balance row, while statistics
 /// and tier still came from the snapshot taken before the wait. Lock first
 /// (`ledger::repo::lock_balances`), then read (see `events::pipeline::lock_states`).
-pub async fn member_state(
-    conn: &impl ConnectionTrait,
-    tenant: TenantId,
-    who: &MemberRef,
-) -> AppResult<Option<MemberState>> {
-    Ok(member_state_and_order(conn, tenant, who, None)
-        .await?
-        .map(|(state, _)| state))
-}
-
-/// [`member_state`], and in the same statement whether `order_id` (when given) is already
-/// recorded in the tenant, for any member: a new purchase's replay check costs no round trip
-/// of its own.
 pub async fn member_state_and_order(
     conn: &impl ConnectionTrait,
     tenant: TenantId,
@@ -711,7 +716,7 @@ fn state_and_order_query(
     q
 }
 
-/// [`member_state`] of several members of `tenant` in one query, by id; a member that does
+/// [`member_state_and_order`]'s state of several members of `tenant` in one query, by id; a member that does
 /// not exist is missing from the map. The same caveat on locking applies.
 pub async fn member_states(
     conn: &impl ConnectionTrait,
@@ -739,7 +744,7 @@ pub fn member_states_query(ids: &[MemberId]) -> sea_orm::sea_query::SelectStatem
     q
 }
 
-/// The joined select of [`member_state`], for the members of `tenant`.
+/// The joined select of [`member_state_and_order`], for the members of `tenant`.
 fn state_query(tenant: TenantId) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Expr, ExprTrait};
     let mut q = state_select();
@@ -747,36 +752,104 @@ fn state_query(tenant: TenantId) -> sea_orm::sea_query::SelectStatement {
     q
 }
 
-/// The joined select of [`member_state`], of any tenant.
+/// The joined select of [`member_state_and_order`], of any tenant: [`member_and_balances_select`] and
+/// the member's statistics, tier and referral.
 fn state_select() -> sea_orm::sea_query::SelectStatement {
-    use ledger_balances::Column as B;
     use member_stats::Column as S;
     use member_tiers::Column as T;
     use referrals::Column as R;
-    let mut q = sea_orm::sea_query::Query::select();
-    q.from(members::Entity);
-    select_prefixed::<members::Entity>(&mut q, "m_");
-    join_member_row::<ledger_balances::Entity>(&mut q, "b_", B::MemberId, B::TenantId);
+    let mut q = member_and_balances_select();
     join_member_row::<member_stats::Entity>(&mut q, "s_", S::MemberId, S::TenantId);
     join_member_row::<member_tiers::Entity>(&mut q, "t_", T::MemberId, T::TenantId);
     join_member_row::<referrals::Entity>(&mut q, "r_", R::RefereeId, R::TenantId);
     q
 }
 
-/// One row of [`state_select`].
-fn state_from(row: &sea_orm::QueryResult) -> AppResult<MemberState> {
-    // A joined row is there when its key is not NULL; then every column must decode.
-    let present = |prefix: &str, key: &str| -> AppResult<bool> {
-        Ok(row.try_get::<Option<Uuid>>(prefix, key)?.is_some())
+/// The member left-joined with their balance row (`b_*`), of any tenant. The member's
+/// columns keep their own names (every other table's have a prefix): sea-orm decodes an
+/// unprefixed column without formatting its name first, which is a third of decoding the
+/// member (BENCHMARKS.md).
+fn member_and_balances_select() -> sea_orm::sea_query::SelectStatement {
+    use ledger_balances::Column as B;
+    let mut q = sea_orm::sea_query::Query::select();
+    q.from(members::Entity);
+    for c in members::Column::iter() {
+        q.column((members::Entity, c));
+    }
+    join_member_row::<ledger_balances::Entity>(&mut q, "b_", B::MemberId, B::TenantId);
+    q
+}
+
+/// A member of `tenant` and their balances (`None` before the member's first entry), in one
+/// statement of two tables: what `member(id) { balance }` needs. [`member_state_and_order`]
+/// would join three more tables and copy twice the columns for fields this read does not
+/// show. Read straight from the pool ([`crate::db::query_one_by_ids`]): the hottest read there is.
+pub async fn member_and_balances(
+    conn: &DatabaseConnection,
+    tenant: TenantId,
+    member: MemberId,
+) -> AppResult<Option<(Member, Option<Balances>)>> {
+    let sql = member_and_balances_sql(conn.get_database_backend());
+    match crate::db::query_one_by_ids(conn, sql, &[tenant.0, member.0]).await? {
+        Some(row) => Ok(Some(member_and_balances_from(&row)?)),
+        None => Ok(None),
+    }
+}
+
+/// The text of [`member_and_balances`], rendered once per backend like
+/// [`state_and_order_statement`]; its values are the tenant and the member, in that order.
+fn member_and_balances_sql(backend: DbBackend) -> &'static str {
+    static RENDERED: [OnceLock<String>; 3] = [const { OnceLock::new() }; 3];
+    let slot = match backend {
+        DbBackend::Sqlite => 0,
+        DbBackend::Postgres => 1,
+        _ => 2,
     };
-    let member = crate::members::repo::to_domain(members::Model::from_query_result(row, "m_")?)?;
-    let balances = if present("b_", "member_id")? {
+    // The values a statement is rendered with do not change its text.
+    let any = TenantId(Uuid::nil());
+    RENDERED[slot].get_or_init(|| {
+        backend
+            .build(&member_and_balances_query(any, MemberId(Uuid::nil())))
+            .sql
+    })
+}
+
+/// The query [`member_and_balances_sql`] renders.
+fn member_and_balances_query(
+    tenant: TenantId,
+    member: MemberId,
+) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let col = |c: members::Column| Expr::col((members::Entity, c));
+    let mut q = member_and_balances_select();
+    q.and_where(col(members::Column::TenantId).eq(tenant.0));
+    q.and_where(col(members::Column::Id).eq(member.0));
+    q
+}
+
+/// A joined row is there when its key is not NULL; then every column must decode.
+fn joined_row_present(row: &sea_orm::QueryResult, prefix: &str, key: &str) -> AppResult<bool> {
+    Ok(row.try_get::<Option<Uuid>>(prefix, key)?.is_some())
+}
+
+/// The member and balances of one row of [`member_and_balances_select`] (or of a select
+/// built on it).
+fn member_and_balances_from(row: &sea_orm::QueryResult) -> AppResult<(Member, Option<Balances>)> {
+    let member = crate::members::repo::to_domain(members::Model::from_query_result(row, "")?)?;
+    let balances = if joined_row_present(row, "b_", "member_id")? {
         Some(crate::ledger::repo::balances_from(
             &ledger_balances::Model::from_query_result(row, "b_")?,
         ))
     } else {
         None
     };
+    Ok((member, balances))
+}
+
+/// One row of [`state_select`].
+fn state_from(row: &sea_orm::QueryResult) -> AppResult<MemberState> {
+    let present = |prefix: &str, key: &str| joined_row_present(row, prefix, key);
+    let (member, balances) = member_and_balances_from(row)?;
     let stats = if present("s_", "member_id")? {
         let m = member_stats::Model::from_query_result(row, "s_")?;
         MemberStats {

@@ -226,11 +226,10 @@ pub async fn get_with_balances(
     id: MemberId,
 ) -> AppResult<(Member, crate::ledger::Balances)> {
     let t = principal.require_tenant(Access::Read)?;
-    let who = crate::events::MemberRef::Id(id);
-    let state = crate::events::repo::member_state(db.reader(), t.tenant_id, &who)
+    let (member, balances) = crate::events::repo::member_and_balances(db.reader(), t.tenant_id, id)
         .await?
         .ok_or(AppError::not_found("member"))?;
-    Ok((state.member, state.balances.unwrap_or_default()))
+    Ok((member, balances.unwrap_or_default()))
 }
 
 pub async fn get_by_external_id(
