@@ -284,8 +284,8 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
 /// `conn` through sqlx: for a hot read outside a transaction. Through `ConnectionTrait` the
 /// same read moves sea-orm's future, which holds every driver's variant, into a box and
 /// twice more (about 30 KB copied a call, 10 % of a balance read's instructions; BENCHMARKS.md).
-/// The values bind as sea-orm binds a `Uuid` on each backend; another kind of connection (a
-/// transaction, a mock) takes the `ConnectionTrait` path.
+/// The values bind as sea-orm binds a `Uuid` on each backend; a connection that is not a sqlx
+/// pool takes the `ConnectionTrait` path. A transaction's reads do not come here.
 pub async fn query_one_by_ids(
     conn: &DatabaseConnection,
     sql: &str,
