@@ -612,8 +612,17 @@ fn join_member_row<E: EntityTrait>(
     member: E::Column,
     tenant: E::Column,
 ) {
-    use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
     select_prefixed::<E>(q, prefix);
+    left_join_member_row::<E>(q, member, tenant);
+}
+
+/// Left-joins the member's row of `E` without selecting its columns.
+fn left_join_member_row<E: EntityTrait>(
+    q: &mut sea_orm::sea_query::SelectStatement,
+    member: E::Column,
+    tenant: E::Column,
+) {
+    use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
     let on = Expr::col((E::default(), member))
         .eq(Expr::col((members::Entity, members::Column::Id)))
         .and(
@@ -765,20 +774,41 @@ fn state_select() -> sea_orm::sea_query::SelectStatement {
     q
 }
 
-/// The member left-joined with their balance row (`b_*`), of any tenant. The member's
-/// columns keep their own names (every other table's have a prefix): sea-orm decodes an
-/// unprefixed column without formatting its name first, which is a third of decoding the
-/// member (BENCHMARKS.md).
+/// The member left-joined with what [`Balances`] holds of their balance row (`b_*`,
+/// [`BALANCE_COLUMNS`]), of any tenant. The member's columns keep their own names (every
+/// other table's have a prefix). Every select built on this one starts with these columns,
+/// which [`member_and_balances_from`] decodes by position.
 fn member_and_balances_select() -> sea_orm::sea_query::SelectStatement {
     use ledger_balances::Column as B;
+    use sea_orm::IdenStatic;
+    use sea_orm::sea_query::{Alias, Expr};
     let mut q = sea_orm::sea_query::Query::select();
     q.from(members::Entity);
     for c in members::Column::iter() {
         q.column((members::Entity, c));
     }
-    join_member_row::<ledger_balances::Entity>(&mut q, "b_", B::MemberId, B::TenantId);
+    for c in BALANCE_COLUMNS {
+        q.expr_as(
+            Expr::col((ledger_balances::Entity, c)),
+            Alias::new(format!("b_{}", c.as_str())),
+        );
+    }
+    left_join_member_row::<ledger_balances::Entity>(&mut q, B::MemberId, B::TenantId);
     q
 }
+
+/// The balance row's columns [`member_and_balances_select`] selects after the member's, in
+/// this order: its key, NULL when the member has no balance row yet, then what [`Balances`]
+/// holds.
+const BALANCE_COLUMNS: [ledger_balances::Column; 7] = [
+    ledger_balances::Column::MemberId,
+    ledger_balances::Column::Available,
+    ledger_balances::Column::Pending,
+    ledger_balances::Column::Held,
+    ledger_balances::Column::LifetimeEarned,
+    ledger_balances::Column::LifetimeRedeemed,
+    ledger_balances::Column::LifetimeExpired,
+];
 
 /// A member of `tenant` and their balances (`None` before the member's first entry), in one
 /// statement of two tables: what `member(id) { balance }` needs. [`member_state_and_order`]
@@ -833,17 +863,65 @@ fn joined_row_present(row: &sea_orm::QueryResult, prefix: &str, key: &str) -> Ap
 }
 
 /// The member and balances of one row of [`member_and_balances_select`] (or of a select
-/// built on it).
+/// built on it), read by position: sea-orm's by-name lookup hashes every column's name, and
+/// formats `{prefix}{column}` for a prefixed one (BENCHMARKS.md). Every read of a member's
+/// state, the balance read's and each purchase's, decodes these columns.
 fn member_and_balances_from(row: &sea_orm::QueryResult) -> AppResult<(Member, Option<Balances>)> {
-    let member = crate::members::repo::to_domain(members::Model::from_query_result(row, "")?)?;
-    let balances = if joined_row_present(row, "b_", "member_id")? {
-        Some(crate::ledger::repo::balances_from(
-            &ledger_balances::Model::from_query_result(row, "b_")?,
-        ))
-    } else {
-        None
+    let mut c = Columns { row, next: 0 };
+    let member = members::Model {
+        id: c.get("id")?,
+        tenant_id: c.get("tenant_id")?,
+        external_id: c.get("external_id")?,
+        email: c.get("email")?,
+        phone: c.get("phone")?,
+        first_name: c.get("first_name")?,
+        last_name: c.get("last_name")?,
+        birthday: c.get("birthday")?,
+        locale: c.get("locale")?,
+        tags: c.get("tags")?,
+        consent_email: c.get("consent_email")?,
+        consent_sms: c.get("consent_sms")?,
+        attributes: c.get("attributes")?,
+        status: c.get("status")?,
+        enrolled_at: c.get("enrolled_at")?,
+        updated_at: c.get("updated_at")?,
+        erased_at: c.get("erased_at")?,
+        birthday_md: c.get("birthday_md")?,
+    };
+    let member = crate::members::repo::to_domain(member)?;
+    let balances = match c.get::<Option<Uuid>>("b_member_id")? {
+        Some(_) => Some(Balances {
+            available: c.get("b_available")?,
+            pending: c.get("b_pending")?,
+            held: c.get("b_held")?,
+            lifetime_earned: c.get("b_lifetime_earned")?,
+            lifetime_redeemed: c.get("b_lifetime_redeemed")?,
+            lifetime_expired: c.get("b_lifetime_expired")?,
+        }),
+        None => None,
     };
     Ok((member, balances))
+}
+
+/// A row's columns read in the order they were selected.
+struct Columns<'a> {
+    row: &'a sea_orm::QueryResult,
+    next: usize,
+}
+
+impl Columns<'_> {
+    /// The next column, which debug builds (the tests) check is called `name`.
+    fn get<T: sea_orm::TryGetable>(&mut self, name: &str) -> Result<T, sea_orm::DbErr> {
+        debug_assert_eq!(
+            self.row.column_names().get(self.next).map(String::as_str),
+            Some(name),
+            "column {} of the row",
+            self.next
+        );
+        let value = self.row.try_get_by_index(self.next);
+        self.next += 1;
+        value
+    }
 }
 
 /// One row of [`state_select`].
