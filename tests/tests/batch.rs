@@ -21,6 +21,7 @@ both_backends!(
     a_failing_batch_writes_nothing,
     a_batch_past_the_parameter_limit_is_split_and_complete,
     merged_units_share_statements_and_keep_their_order,
+    padded_inserts_store_their_rows_once_and_share_a_text,
 );
 
 fn policy() -> PointsPolicy {
@@ -388,4 +389,45 @@ async fn merged_units_share_statements_and_keep_their_order(b: Backend) {
         assert_eq!(stored.lines.len(), 15);
     }
     t.assert_audit_clean().await;
+}
+
+/// A multi-row insert is written with rows of NULLs up to a power of two, so that the text
+/// (each connection's key to its prepared statements) repeats: 3 and 4 rows give one text.
+/// Each batch stores exactly its own rows, once, in order, with and without the member column.
+async fn padded_inserts_store_their_rows_once_and_share_a_text(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, member) = t.tenant_and_member("batch-pad", policy()).await;
+    let db = &t.app.db;
+    let now = db.now();
+    let batch_of = |round: usize, n: usize| {
+        let mut batch = Batch::new(db.backend());
+        let events = (0..n)
+            .map(|i| ("test.pad", json!({ "round": round, "n": i })))
+            .collect();
+        // Odd rounds without a member: a column of NULLs is not the padding's key.
+        let member = round.is_multiple_of(2).then_some(member);
+        outbox::append_all_into(&mut batch, tenant.id, member, events, now);
+        batch
+    };
+    let text = |batch: &Batch| batch.statements().remove(0).sql;
+    assert_eq!(text(&batch_of(0, 3)), text(&batch_of(0, 4)));
+    assert_ne!(text(&batch_of(0, 4)), text(&batch_of(0, 5)));
+
+    let sizes = [1_usize, 2, 3, 5, 8, 9, 3];
+    for (round, n) in sizes.into_iter().enumerate() {
+        let txn = db.begin_write().await.expect("begin");
+        batch_of(round, n).run(&txn).await.expect("batch runs");
+        txn.commit().await.expect("commit");
+    }
+    let seen: Vec<(i64, i64)> = payloads(&t, tenant.id, "test.pad")
+        .await
+        .iter()
+        .map(|p| (number(p, "round"), number(p, "n")))
+        .collect();
+    let expected: Vec<(i64, i64)> = sizes
+        .into_iter()
+        .enumerate()
+        .flat_map(|(round, n)| (0..n as i64).map(move |i| (round as i64, i)))
+        .collect();
+    assert_eq!(seen, expected, "every row once, in order, no padding row");
 }

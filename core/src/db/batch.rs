@@ -11,6 +11,10 @@
 //! - **PostgreSQL**: one statement, each write a data-modifying `WITH` query, the `$n`
 //!   parameters numbered across all of them.
 //!
+//! A multi-row insert is written with its rows padded up to a power of two ([`Padding`]), so
+//! that batches of similar size have the same text: each connection keeps its prepared
+//! statements by text, and a text it has seen is not parsed and planned again.
+//!
 //! Two rules follow from PostgreSQL running the parts of one statement on one snapshot:
 //! a batch must not write the same row twice, and no part may depend on another's result
 //! (a foreign key to a row inserted earlier in the batch is fine: PostgreSQL checks it at the
@@ -62,16 +66,62 @@ struct Shape {
 }
 
 impl Rows {
+    /// Parameters the insert is written with: its rows' and the padding rows'.
     fn params(&self) -> usize {
-        self.values.len()
+        self.padding()
+            .map_or(self.values.len(), |p| p.rows * self.shape.columns)
+    }
+
+    /// How the insert is written with the same text as any other of its shape whose row
+    /// count rounds up to the same power of two (see [`Padding`]); `None` when a column has
+    /// values of two types, when every column has a NULL in some row, or when the rows are
+    /// past [`MERGED_PARAMS_MAX`].
+    fn padding(&self) -> Option<Padding> {
+        let columns = self.shape.columns;
+        let (first, rest) = self.values.split_at(columns);
+        let same_types = rest
+            .chunks(columns)
+            .all(|row| row.iter().zip(first).all(|(v, f)| same_type(v, f)));
+        if !same_types {
+            return None;
+        }
+        let key = (0..columns).find(|&c| {
+            self.values
+                .iter()
+                .skip(c)
+                .step_by(columns)
+                .all(|v| *v != v.as_null())
+        })?;
+        let rows = self.values.len() / columns;
+        let most = MERGED_PARAMS_MAX / columns;
+        if rows > most {
+            return None;
+        }
+        Some(Padding {
+            rows: rows.next_power_of_two().min(most),
+            key,
+        })
     }
 
     /// Writes the insert, its parameters numbered after those already in `out`.
     fn write(self, out: &mut Params) {
         let columns = self.shape.columns;
-        out.sql.push_str(&self.shape.head);
-        out.values.reserve(self.values.len());
-        for (i, value) in self.values.into_iter().enumerate() {
+        let padding = self.padding();
+        let head = &self.shape.head;
+        match &padding {
+            // `INSERT INTO t (a, b) ` + `SELECT * FROM (VALUES `.
+            Some(_) => {
+                out.sql.push_str(&head[..head.len() - "VALUES ".len()]);
+                out.sql.push_str("SELECT * FROM (VALUES ");
+            }
+            None => out.sql.push_str(head),
+        }
+        let nulls: Vec<Value> = self.values[..columns].iter().map(Value::as_null).collect();
+        let rows = self.values.len() / columns;
+        let pad = padding.as_ref().map_or(0, |p| p.rows - rows);
+        let filler = std::iter::repeat_n(&nulls, pad).flatten().cloned();
+        out.values.reserve(self.values.len() + pad * columns);
+        for (i, value) in self.values.into_iter().chain(filler).enumerate() {
             out.sql.push_str(match (i % columns, i) {
                 (_, 0) => "(",
                 (0, _) => "), (",
@@ -80,8 +130,34 @@ impl Rows {
             out.param(value);
         }
         out.sql.push(')');
+        if let Some(p) = padding {
+            // The padding rows are NULL in the key column, which no real row is. A `WHERE` also
+            // keeps SQLite from reading an `ON CONFLICT` that follows as part of the `SELECT`.
+            write!(out.sql, ") AS v WHERE column{} IS NOT NULL", p.key + 1)
+                .expect("writing to a String");
+        }
         out.sql.push_str(&self.shape.tail);
     }
+}
+
+/// An insert written as `INSERT INTO t (..) SELECT * FROM (VALUES ..) AS v WHERE columnK IS NOT
+/// NULL`, its rows followed by rows of NULLs up to a power of two. A statement's text is the
+/// key of the prepared statements a connection keeps (sqlx's cache on both backends): written
+/// with one row per row, every group of purchases sent a text never seen before, and SQLite
+/// compiled each of its inserts anew, 44 % of the writer connection's instructions
+/// (BENCHMARKS.md). Padded, a few texts a shape cover every group size.
+#[derive(Clone, Copy, Debug)]
+struct Padding {
+    /// Rows written, padding included.
+    rows: usize,
+    /// A column no real row has NULL in (zero-based).
+    key: usize,
+}
+
+/// True when `a` and `b` are values of one SQL type: a column of padded rows must not mix
+/// types (PostgreSQL gives a `VALUES` column one type for all its rows).
+fn same_type(a: &Value, b: &Value) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
 }
 
 /// Most parameters one merged insert holds: below SQLite's 32,766 and PostgreSQL's 65,535
@@ -139,7 +215,7 @@ impl Batch {
             if let Part::Rows(rows) = part {
                 let target = (at..self.parts.len()).find(|&i| {
                     matches!(&self.parts[i], Part::Rows(r)
-                        if r.shape == rows.shape && r.params() + rows.params() <= MERGED_PARAMS_MAX)
+                        if r.shape == rows.shape && r.values.len() + rows.values.len() <= MERGED_PARAMS_MAX)
                 });
                 if let Some(i) = target
                     && let Part::Rows(into) = &mut self.parts[i]
@@ -376,5 +452,126 @@ impl SqlWriter for Params {
 
     fn as_writer(&mut self) -> &mut dyn Write {
         self as _
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sea_query::{Alias, Query};
+
+    /// An insert into `t (a, b)` of `rows`.
+    fn insert(rows: &[(Option<i64>, Option<&str>)]) -> InsertStatement {
+        let mut q = Query::insert();
+        q.into_table(Alias::new("t"))
+            .columns([Alias::new("a"), Alias::new("b")]);
+        for (a, b) in rows {
+            q.values_panic([(*a).into(), b.map(str::to_string).into()]);
+        }
+        q
+    }
+
+    fn sql(backend: DbBackend, rows: &[(Option<i64>, Option<&str>)]) -> Statement {
+        let mut batch = Batch::new(backend);
+        batch.parts.push(Part::Rows(
+            shape_of(&insert(rows), backend).expect("placeholder rows"),
+        ));
+        batch.statements().remove(0)
+    }
+
+    fn values(s: &Statement) -> Vec<Value> {
+        s.values.as_ref().map(|v| v.0.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn row_counts_that_round_to_one_power_of_two_share_a_text() {
+        let row = |i: i64| (Some(i), Some("x"));
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+            let three = sql(backend, &[row(1), row(2), row(3)]);
+            let four = sql(backend, &[row(1), row(2), row(3), row(4)]);
+            let five = sql(backend, &[row(1), row(2), row(3), row(4), row(5)]);
+            assert_eq!(three.sql, four.sql, "{backend:?}");
+            assert_ne!(four.sql, five.sql, "{backend:?}");
+            assert!(
+                three.sql.contains("SELECT * FROM (VALUES ")
+                    && three.sql.contains(") AS v WHERE column1 IS NOT NULL"),
+                "{}",
+                three.sql
+            );
+            // Three rows and one row of typed NULLs.
+            let v = values(&three);
+            assert_eq!(v.len(), 8);
+            assert_eq!(v[..6], values(&four)[..6]);
+            assert_eq!(v[6..], [Value::BigInt(None), Value::String(None)]);
+        }
+    }
+
+    #[test]
+    fn the_key_is_a_column_without_nulls() {
+        let s = sql(
+            DbBackend::Sqlite,
+            &[
+                (None, Some("x")),
+                (Some(2), Some("y")),
+                (Some(3), Some("z")),
+            ],
+        );
+        assert!(s.sql.contains("WHERE column2 IS NOT NULL"), "{}", s.sql);
+        // No such column: the rows are written as they are.
+        let s = sql(
+            DbBackend::Sqlite,
+            &[(None, Some("x")), (Some(2), None), (Some(3), Some("z"))],
+        );
+        assert!(!s.sql.contains("SELECT"), "{}", s.sql);
+        assert_eq!(values(&s).len(), 6);
+        assert_eq!(
+            s.sql.matches('(').count(),
+            4,
+            "columns and three rows: {}",
+            s.sql
+        );
+    }
+
+    #[test]
+    fn a_column_of_two_types_is_not_padded() {
+        let mut q = Query::insert();
+        q.into_table(Alias::new("t")).columns([Alias::new("a")]);
+        q.values_panic([1_i64.into()]);
+        q.values_panic([1_i32.into()]);
+        q.values_panic([2_i64.into()]);
+        let mut batch = Batch::new(DbBackend::Postgres);
+        let rows = shape_of(&q, DbBackend::Postgres).expect("placeholder rows");
+        batch.parts.push(Part::Rows(rows));
+        let s = batch.statements().remove(0);
+        assert_eq!(s.sql, r#"INSERT INTO "t" ("a") VALUES ($1), ($2), ($3)"#);
+    }
+
+    #[test]
+    fn padding_stops_at_the_merged_limit() {
+        let columns = 7;
+        let most = MERGED_PARAMS_MAX / columns;
+        let rows = |n: usize| Rows {
+            shape: Shape {
+                head: String::new(),
+                tail: String::new(),
+                columns,
+            },
+            values: vec![Value::BigInt(Some(1)); n * columns],
+        };
+        assert_eq!(
+            rows(most - 1).params(),
+            most * columns,
+            "not past the limit"
+        );
+        // 4,097 rows would round up to 8,192: the limit's 4,285 instead.
+        assert_eq!(
+            rows(most.next_power_of_two() / 2 + 1).params(),
+            most * columns
+        );
+        assert_eq!(
+            rows(most / 2).params(),
+            (most / 2).next_power_of_two() * columns
+        );
+        assert_eq!(rows(most + 1).params(), (most + 1) * columns, "as it is");
     }
 }

@@ -280,6 +280,19 @@ fn ensure_sqlite_dir(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `items`, then copies of the last one up to a power of two. An `IN` list written from these
+/// has one text for every count that rounds up to the same length, so the statement each
+/// connection prepared for it is used again (see `batch::Padding`); a value repeated in an
+/// `IN` list changes nothing it matches.
+pub fn padded<T: Copy>(items: &[T]) -> impl Iterator<Item = T> + '_ {
+    let pad = items.len().next_power_of_two() - items.len();
+    let last = items.last().copied();
+    items
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(last, pad).flatten())
+}
+
 /// One row of `sql`, whose parameters are `ids` in order, read straight from the pool of
 /// `conn` through sqlx: for a hot read outside a transaction. Through `ConnectionTrait` the
 /// same read moves sea-orm's future, which holds every driver's variant, into a box and

@@ -749,7 +749,10 @@ pub async fn member_states(
 pub fn member_states_query(ids: &[MemberId]) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Expr, ExprTrait};
     let mut q = state_select();
-    q.and_where(Expr::col((members::Entity, members::Column::Id)).is_in(ids.iter().map(|id| id.0)));
+    q.and_where(
+        Expr::col((members::Entity, members::Column::Id))
+            .is_in(crate::db::padded(ids).map(|id| id.0)),
+    );
     q
 }
 
@@ -972,7 +975,7 @@ pub async fn recorded_order_ids(
         .select_only()
         .column(purchases::Column::OrderId)
         .filter(purchases::Column::TenantId.eq(tenant.0))
-        .filter(purchases::Column::OrderId.is_in(order_ids.iter().copied()))
+        .filter(purchases::Column::OrderId.is_in(crate::db::padded(order_ids)))
         .into_tuple::<String>()
         .all(conn)
         .await?

@@ -132,7 +132,7 @@ pub async fn lock_balances_of(
 ) -> AppResult<std::collections::HashMap<MemberId, Balances>> {
     Ok(ledger_balances::Entity::find()
         .filter(ledger_balances::Column::TenantId.eq(tenant.0))
-        .filter(ledger_balances::Column::MemberId.is_in(members.iter().map(|m| m.0)))
+        .filter(ledger_balances::Column::MemberId.is_in(crate::db::padded(members).map(|m| m.0)))
         .order_by_asc(ledger_balances::Column::MemberId)
         .lock_exclusive()
         .all(conn)

@@ -343,7 +343,7 @@ pub fn metric_values_query(
         .column(C::MemberId)
         .column_as(Expr::cust(sum), "total")
         .filter(C::TenantId.eq(tenant.0))
-        .filter(C::MemberId.is_in(members.iter().map(|m| m.0)))
+        .filter(C::MemberId.is_in(crate::db::padded(members).map(|m| m.0)))
         .group_by(C::MemberId);
     if let Some((from, to)) = months {
         q = q.filter(C::Month.between(from, to));
