@@ -102,6 +102,12 @@ pub struct DatabaseSettings {
     /// pages before the writer checkpoints at commit itself (normally never reached: the
     /// background task keeps it far below).
     pub sqlite_wal_pages_max: u32,
+    /// Prepared statements each connection keeps, by their text (sqlx's cache; sqlx's own
+    /// default is 100); 0 turns it off (every statement prepared, run and dropped, as a
+    /// PostgreSQL pooler in transaction mode needs). A group of purchases sends one of many
+    /// padded script texts (`db::batch`); with 100 the writer evicted some and prepared them
+    /// again (BENCHMARKS.md, "Statement texts that repeat").
+    pub statement_cache_max: usize,
 }
 
 impl Default for DatabaseSettings {
@@ -118,6 +124,7 @@ impl Default for DatabaseSettings {
             slow_statement_ms: 1_000,
             sqlite_checkpoint_ms: 250,
             sqlite_wal_pages_max: 10_000,
+            statement_cache_max: 500,
         }
     }
 }
@@ -325,6 +332,10 @@ impl Settings {
             "database.sqlite_wal_pages_max must be between 1000 and 1000000"
         );
         anyhow::ensure!(
+            self.database.statement_cache_max <= 10_000,
+            "database.statement_cache_max must be at most 10000 (0 turns the cache off)"
+        );
+        anyhow::ensure!(
             matches!(self.log.format.as_str(), "text" | "json"),
             "log.format must be `text` or `json`"
         );
@@ -464,6 +475,8 @@ mod tests {
         assert_eq!(Settings::default().database.sqlite_wal_pages_max, 10_000);
         assert!(refused(|d| d.sqlite_wal_pages_max = 999).contains("sqlite_wal_pages_max"));
         assert!(refused(|d| d.sqlite_wal_pages_max = 1_000_001).contains("sqlite_wal_pages_max"));
+        assert_eq!(Settings::default().database.statement_cache_max, 500);
+        assert!(refused(|d| d.statement_cache_max = 10_001).contains("statement_cache_max"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! commits (`database.sqlite_checkpoint_ms`, `database.sqlite_wal_pages_max`), on the real
 //! server and database file. Both backends: on PostgreSQL the task never starts. And the
 //! connections: SQLite's readers (`database.sqlite_readers`) beside its one writer,
-//! PostgreSQL's one pool (`database.connections_max`).
+//! PostgreSQL's one pool (`database.connections_max`), and the prepared statements each
+//! connection keeps (`database.statement_cache_max`).
 
 use loyalty_core::db::CheckpointStats;
 use loyalty_tests::{Backend, TestServer, both_backends};
@@ -14,6 +15,7 @@ both_backends!(
     the_log_is_checkpointed_in_the_background_not_at_commit,
     with_the_background_checkpoint_off_the_writer_checkpoints_as_sqlite_does,
     the_pools_are_the_size_their_settings_give,
+    a_connection_keeps_at_most_statement_cache_max_statements,
 );
 
 /// `PRAGMA wal_autocheckpoint` of the writer connection (inside a write transaction, which
@@ -135,4 +137,27 @@ async fn the_pools_are_the_size_their_settings_give(b: Backend) {
             "{a:#}"
         );
     }
+}
+
+/// `database.statement_cache_max`: a connection keeps at most that many prepared statements;
+/// five different texts run on one connection leave three prepared.
+async fn a_connection_keeps_at_most_statement_cache_max_statements(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.database.statement_cache_max = 3).await;
+    let db = s.app().db.reader();
+    use sea_orm::sqlx::{self, Connection};
+    let texts = ["SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4", "SELECT 5"];
+    macro_rules! cached_after_five {
+        ($pool:expr) => {{
+            let mut conn = $pool.acquire().await.expect("a connection");
+            for text in texts {
+                sqlx::query(text).execute(&mut *conn).await.expect("runs");
+            }
+            conn.cached_statements_size()
+        }};
+    }
+    let cached = match b {
+        Backend::Sqlite => cached_after_five!(db.get_sqlite_connection_pool()),
+        Backend::Postgres => cached_after_five!(db.get_postgres_connection_pool()),
+    };
+    assert_eq!(cached, 3);
 }

@@ -78,6 +78,8 @@ impl Db {
             let mut opts = ConnectOptions::new(url);
             opts.max_connections(settings.connections_max)
                 .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms));
+            let statements = settings.statement_cache_max;
+            opts.map_sqlx_postgres_opts(move |o| o.statement_cache_capacity(statements));
             slow_statements(&mut opts, settings);
             // sqlx pings on every checkout by default: a round trip before each transaction
             // and each read outside one. Only a connection idle long enough to have been
@@ -228,6 +230,7 @@ async fn connect_sqlite(
     autocheckpoint_pages: u32,
 ) -> anyhow::Result<DatabaseConnection> {
     let busy = Duration::from_millis(settings.sqlite_busy_timeout_ms);
+    let statements = settings.statement_cache_max;
     let mut opts = ConnectOptions::new(url.to_string());
     opts.max_connections(connections)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
@@ -241,6 +244,7 @@ async fn connect_sqlite(
                 .foreign_keys(true)
                 .create_if_missing(true)
                 .pragma("wal_autocheckpoint", autocheckpoint_pages.to_string())
+                .statement_cache_capacity(statements)
         });
     slow_statements(&mut opts, settings);
     Ok(Database::connect(opts).await?)
