@@ -116,9 +116,13 @@ impl Rows {
             }
             None => out.sql.push_str(head),
         }
-        let nulls: Vec<Value> = self.values[..columns].iter().map(Value::as_null).collect();
         let rows = self.values.len() / columns;
         let pad = padding.as_ref().map_or(0, |p| p.rows - rows);
+        // One row of the first row's types as NULLs, built only when there is padding.
+        let nulls: Vec<Value> = match pad {
+            0 => Vec::new(),
+            _ => self.values[..columns].iter().map(Value::as_null).collect(),
+        };
         let filler = std::iter::repeat_n(&nulls, pad).flatten().cloned();
         out.values.reserve(self.values.len() + pad * columns);
         for (i, value) in self.values.into_iter().chain(filler).enumerate() {
