@@ -14,6 +14,7 @@ mod m0005_rewards;
 mod m0006_referrals;
 mod m0007_tiers;
 mod m0008_lot_expiry_index;
+mod m0009_write_path_indexes;
 
 /// Creates index `name` on `table` over `cols` (the index helper of the migrations after
 /// m0003).
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_referrals::Migration),
             Box::new(m0007_tiers::Migration),
             Box::new(m0008_lot_expiry_index::Migration),
+            Box::new(m0009_write_path_indexes::Migration),
         ]
     }
 }

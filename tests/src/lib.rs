@@ -537,6 +537,16 @@ pub mod components {
     }
 }
 
+impl TestApp {
+    /// The URL of the app's database (for a second connection of a test's own).
+    pub fn database_url(&self) -> String {
+        self.db
+            .as_ref()
+            .map(TestDb::url)
+            .expect("the test database lives as long as the app")
+    }
+}
+
 impl TestServer {
     /// The URL of the server's database (for tools that read it beside the server, like the
     /// bench's audit).

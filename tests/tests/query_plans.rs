@@ -7,13 +7,17 @@
 use chrono::{Duration, Utc};
 use loyalty_core::events::repo as events_repo;
 use loyalty_core::ledger::seed::{self, SeedOptions};
+use loyalty_core::ledger::service::{self as ledger, EarnSpec};
 use loyalty_core::ledger::{ExpiryPolicy, ShortfallPolicy, repo as ledger_repo};
 use loyalty_core::tenants::PointsPolicy;
 use loyalty_core::tiers::{Metric, repo as tiers_repo};
 use loyalty_tests::{Backend, TestApp, both_backends};
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
 
-both_backends!(write_path_statements_look_rows_up_by_key);
+both_backends!(
+    write_path_statements_look_rows_up_by_key,
+    the_write_path_index_migration_goes_down_and_up_again,
+);
 
 /// The plan of `stmt`, one line per node.
 async fn plan(t: &TestApp, stmt: Statement) -> Vec<String> {
@@ -133,5 +137,139 @@ async fn write_path_statements_look_rows_up_by_key(b: Backend) {
             .all(|l| l.remaining > 0 && l.expires_at.is_some())
     );
     assert!(due.windows(2).all(|w| w[0].expires_at <= w[1].expires_at));
+
+    // The unlock job: the pending lots that are due, by the partial index of pending lots.
+    // Two pending earns (one due within the window asked for, one after it) among the
+    // seed's available lots.
+    let now = Utc::now();
+    let txn = db.begin_write().await.expect("txn");
+    let mut earned = Vec::new();
+    for days in [1, 30] {
+        let spec = EarnSpec {
+            points: 10,
+            pending_until: Some(now + Duration::days(days)),
+            ..Default::default()
+        };
+        let (entry, _) = ledger::earn_in(&txn, &tenant, member, spec, now)
+            .await
+            .expect("pending earn");
+        earned.push(entry.id);
+    }
+    txn.commit().await.expect("commit");
+    let within = now + Duration::days(7);
+    let lines = plan(
+        &t,
+        ledger_repo::due_unlocks_query(within, 100).build(backend),
+    )
+    .await;
+    assert_keyed("due unlocks", &lines, "ix_ledger_lots_unlock");
+    let due = ledger_repo::due_unlocks(db.reader(), within, 10_000)
+        .await
+        .expect("due unlocks");
+    assert_eq!(
+        due.iter().map(|l| l.entry_id).collect::<Vec<_>>(),
+        vec![earned[0]],
+        "the one pending lot due by then, none of the seed's available ones"
+    );
+
+    // A reversal is found by the partial unique index, which only reversals are in, and an
+    // entry is still reversed at most once.
+    let lines = plan(
+        &t,
+        ledger_repo::reversal_query(tenant.id, earned[1]).build(backend),
+    )
+    .await;
+    assert_keyed("reversal", &lines, "ux_ledger_entries_reverses");
+    let txn = db.begin_write().await.expect("txn");
+    let reversal = ledger::reverse_in(&txn, &tenant, earned[1], now)
+        .await
+        .expect("reverse");
+    let again = ledger::reverse_in(&txn, &tenant, earned[1], now)
+        .await
+        .expect("reverse again");
+    txn.commit().await.expect("commit");
+    assert_eq!(reversal.id, again.id, "the first reversal, not a second");
+    let found = ledger_repo::find_reversal_of(db.reader(), tenant.id, earned[1])
+        .await
+        .expect("find")
+        .expect("the reversal");
+    assert_eq!(found.id, reversal.id);
+    let twice = db
+        .reader()
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS n FROM ledger_entries WHERE reverses_entry_id IS NOT NULL",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(twice, 1);
+    t.finish().await;
+}
+
+/// The index names of the ledger's tables, sorted.
+async fn ledger_indexes(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'ledger_%' ORDER BY name"
+        }
+        _ => {
+            "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema() AND tablename LIKE 'ledger_%' ORDER BY indexname"
+        }
+    };
+    conn.query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").expect("name"))
+        .collect()
+}
+
+/// `m0009_write_path_indexes` goes down to the indexes m0008 left and up again, on a ledger
+/// with rows, and the ledger still audits clean.
+async fn the_write_path_index_migration_goes_down_and_up_again(b: Backend) {
+    use loyalty_migrations::{Migrator, MigratorTrait};
+    let t = TestApp::start(b).await;
+    let policy = PointsPolicy {
+        expiry: ExpiryPolicy::EndOfMonthAfter(1),
+        shortfall: ShortfallPolicy::RecordShortfall,
+    };
+    let (tenant, _) = t.tenant_and_member("migrate", policy).await;
+    seed::seed(&t.app.db, &tenant, 20, 200, &SeedOptions::default())
+        .await
+        .expect("seed");
+    let conn = sea_orm::Database::connect(t.database_url())
+        .await
+        .expect("a connection of the test's own");
+    let up = ledger_indexes(&conn).await;
+    for name in ["ix_ledger_lots_unlock", "ux_ledger_entries_reverses"] {
+        assert!(up.iter().any(|n| n == name), "{name} in {up:?}");
+    }
+    for name in ["ix_ledger_lines_account", "ix_ledger_lots_due"] {
+        assert!(!up.iter().any(|n| n == name), "{name} in {up:?}");
+    }
+    Migrator::down(&conn, Some(1)).await.expect("down");
+    let down = ledger_indexes(&conn).await;
+    for name in [
+        "ix_ledger_lines_account",
+        "ix_ledger_lots_due",
+        "ux_ledger_entries_reverses",
+    ] {
+        assert!(down.iter().any(|n| n == name), "{name} in {down:?}");
+    }
+    assert!(
+        !down.iter().any(|n| n == "ix_ledger_lots_unlock"),
+        "{down:?}"
+    );
+    Migrator::up(&conn, None).await.expect("up again");
+    assert_eq!(ledger_indexes(&conn).await, up);
+    conn.close().await.expect("close");
+    let violations = loyalty_core::ledger::audit::audit(&t.app.db)
+        .await
+        .expect("audit");
+    assert!(violations.is_empty(), "{violations:?}");
     t.finish().await;
 }

@@ -249,13 +249,19 @@ pub async fn find_reversal_of(
     tenant: TenantId,
     id: Uuid,
 ) -> AppResult<Option<Entry>> {
-    ledger_entries::Entity::find()
-        .filter(ledger_entries::Column::TenantId.eq(tenant.0))
-        .filter(ledger_entries::Column::ReversesEntryId.eq(id))
+    reversal_query(tenant, id)
         .one(conn)
         .await?
         .map(entry_from)
         .transpose()
+}
+
+/// The select of [`find_reversal_of`], by the partial unique index
+/// `ux_ledger_entries_reverses` (`tests/tests/query_plans.rs`).
+pub fn reversal_query(tenant: TenantId, id: Uuid) -> sea_orm::Select<ledger_entries::Entity> {
+    ledger_entries::Entity::find()
+        .filter(ledger_entries::Column::TenantId.eq(tenant.0))
+        .filter(ledger_entries::Column::ReversesEntryId.eq(id))
 }
 
 /// Newest first.
@@ -585,13 +591,19 @@ pub async fn due_unlocks(
     now: DateTime<Utc>,
     limit: u64,
 ) -> AppResult<Vec<Lot>> {
-    Ok(ledger_lots::Entity::find()
-        .filter(ledger_lots::Column::Bucket.eq(BUCKET_PENDING))
+    Ok(due_unlocks_query(now, limit).all(conn).await?)
+}
+
+/// The select of [`due_unlocks`]: `bucket = 'pending'` is a literal, the predicate of the
+/// partial index `ix_ledger_lots_unlock` (`tests/tests/query_plans.rs` holds it to it).
+pub fn due_unlocks_query(now: DateTime<Utc>, limit: u64) -> sea_orm::Select<ledger_lots::Entity> {
+    ledger_lots::Entity::find()
+        .filter(
+            Expr::col(ledger_lots::Column::Bucket).eq(Expr::cust(format!("'{BUCKET_PENDING}'"))),
+        )
         .filter(ledger_lots::Column::AvailableAt.lte(now))
         .order_by_asc(ledger_lots::Column::AvailableAt)
         .limit(limit)
-        .all(conn)
-        .await?)
 }
 
 /// Available lots past their expiry with points left, soonest first, at most `limit`.
