@@ -173,7 +173,9 @@ pub struct ApiSettings {
     pub rewards_max: u32,
     /// Most tiers one ladder may have.
     pub tiers_max: usize,
-    /// Most parsed GraphQL documents kept by query text (0: parse every request).
+    /// Most parsed GraphQL documents kept by query text (0: parse every request). A query of a
+    /// kept document already answered without errors skips the validation rules that do not
+    /// read variables (`http::documents`).
     pub document_cache_entries: usize,
     /// Longest query text, in bytes, whose parsed document is kept.
     pub document_cache_query_bytes_max: usize,

@@ -14,6 +14,7 @@ both_backends!(
     enrol_is_idempotent_with_a_key,
     another_tenants_member_is_not_found,
     limits_are_enforced,
+    a_checked_document_gets_the_errors_of_a_fresh_one,
 );
 
 const ENROLL: &str = "mutation($i: EnrollMemberInput!) { enrollMember(input: $i) { member { id externalId email phone birthday tags status } } }";
@@ -814,5 +815,64 @@ async fn limits_are_enforced(b: Backend) {
         )
         .await;
     assert_eq!((code(&v), field(&v)), ("VALIDATION".into(), "tags".into()));
+    s.finish().await;
+}
+
+/// A query document answered once without errors skips the rules that read the document
+/// alone (`http/documents.rs`); its requests must still get every error a fresh document
+/// gets, with the same code and message, and the same answers.
+async fn a_checked_document_gets_the_errors_of_a_fresh_one(b: Backend) {
+    let s = TestServer::start_with(b, |c| {
+        c.api.complexity_max = 60;
+    })
+    .await;
+    let (_, admin) = s.tenant("checked-docs").await;
+    let id = s
+        .enroll(
+            &admin,
+            json!({ "externalId": "cd-1", "email": "cd@example.com" }),
+        )
+        .await;
+    // The same query in two texts: `checked` is answered first, `fresh` never without errors,
+    // so it always goes through the whole validation.
+    let checked = "query($id: ID!) { member(id: $id) { id externalId } }";
+    let fresh = "query($id: ID!) {  member(id: $id) { id externalId } }";
+    let ok = s.gql(Some(&admin), checked, json!({ "id": id })).await;
+    assert_eq!(ok["data"]["member"]["externalId"], "cd-1", "{ok}");
+    let again = s.gql(Some(&admin), checked, json!({ "id": id })).await;
+    assert_eq!(again, ok, "a checked document answers the same");
+    for vars in [
+        json!({ "id": true }),
+        json!({ "id": 1.5 }),
+        json!({ "id": null }),
+        json!({ "id": [id] }),
+        json!({}),
+        json!({ "id": "not-a-uuid" }),
+    ] {
+        let a = s.gql(Some(&admin), checked, vars.clone()).await;
+        let b = s.gql(Some(&admin), fresh, vars.clone()).await;
+        assert!(a["errors"][0]["message"].is_string(), "{vars}: {a}");
+        assert_eq!(code(&a), code(&b), "{vars}: {a} against {b}");
+        assert_eq!(
+            a["errors"][0]["message"], b["errors"][0]["message"],
+            "{vars}: {a} against {b}"
+        );
+    }
+    // Without a key: refused, and never a way around the check.
+    let anon = s.gql(None, checked, json!({ "id": id })).await;
+    assert_eq!(code(&anon), "UNAUTHENTICATED", "{anon}");
+    // The complexity limit still reads this request's variables.
+    let page = "query($n: Int) { members(first: $n) { edges { node { id email } } } }";
+    let small = s.gql(Some(&admin), page, json!({ "n": 1 })).await;
+    assert!(small["errors"].is_null(), "{small}");
+    let big = s.gql(Some(&admin), page, json!({ "n": 30 })).await;
+    assert_eq!(code(&big), "VALIDATION", "{big}");
+    assert!(
+        big["errors"][0]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("complex"),
+        "{big}"
+    );
     s.finish().await;
 }

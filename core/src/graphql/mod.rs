@@ -21,7 +21,7 @@ pub use error::with_error_codes;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema, ValidationMode};
 
 /// The schema type served at `/graphql`.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -56,6 +56,21 @@ pub struct RequestAuth(pub Option<Principal>);
 
 /// Builds the schema with its limits. `state` is absent only when printing the SDL.
 pub fn build_schema(state: Option<AppState>, api: &crate::config::ApiSettings) -> AppSchema {
+    build(state, api, ValidationMode::Strict)
+}
+
+/// The same schema in async-graphql's fast validation mode: only the depth, complexity and
+/// fragment-cycle checks. For requests whose document already passed the full validation
+/// and whose variables were checked (`http::documents`).
+pub(crate) fn build_checked_schema(state: AppState, api: &crate::config::ApiSettings) -> AppSchema {
+    build(Some(state), api, ValidationMode::Fast)
+}
+
+fn build(
+    state: Option<AppState>,
+    api: &crate::config::ApiSettings,
+    mode: ValidationMode,
+) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -63,7 +78,8 @@ pub fn build_schema(state: Option<AppState>, api: &crate::config::ApiSettings) -
     )
     .limit_depth(api.depth_max)
     .limit_complexity(api.complexity_max)
-    .limit_recursive_depth(api.depth_max.max(32));
+    .limit_recursive_depth(api.depth_max.max(32))
+    .validation_mode(mode);
     if let Some(state) = state {
         builder = builder.data(state);
     }

@@ -98,8 +98,21 @@ async fn execute(s: &HttpState, headers: &HeaderMap, mut req: async_graphql::Req
             }
         }
     };
-    s.documents.prepare(&mut req);
-    let resp = s.schema.execute(req.data(RequestAuth(principal))).await;
+    let doc = s.documents.prepare(&mut req);
+    let resp = match &doc {
+        Some(doc) if doc.fast(&req) => {
+            s.checked_schema
+                .execute(req.data(RequestAuth(principal)))
+                .await
+        }
+        _ => {
+            let resp = s.schema.execute(req.data(RequestAuth(principal))).await;
+            if let Some(doc) = &doc {
+                doc.answered(&resp);
+            }
+            resp
+        }
+    };
     Json(with_error_codes(resp)).into_response()
 }
 

@@ -10,7 +10,7 @@ mod graphql;
 
 use crate::AppState;
 use crate::config::Settings;
-use crate::graphql::{AppSchema, build_schema};
+use crate::graphql::{AppSchema, build_checked_schema, build_schema};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -28,18 +28,22 @@ use tower_http::trace::TraceLayer;
 pub(crate) struct HttpState {
     pub(crate) app: AppState,
     pub(crate) schema: AppSchema,
+    /// The schema in fast validation mode, for documents already checked (`documents`).
+    pub(crate) checked_schema: AppSchema,
     pub(crate) documents: std::sync::Arc<documents::Documents>,
 }
 
 /// The whole router, callable from tests without a socket.
 pub fn router(app: AppState) -> Router {
     let schema = build_schema(Some(app.clone()), &app.settings.api);
+    let checked_schema = build_checked_schema(app.clone(), &app.settings.api);
     let body_max = app.settings.api.body_bytes_max;
     let timeout = Duration::from_secs(app.settings.server.request_timeout_s);
     let documents = std::sync::Arc::new(documents::Documents::new(&app.settings.api));
     let state = HttpState {
         app,
         schema,
+        checked_schema,
         documents,
     };
     Router::new()
