@@ -13,6 +13,7 @@ use loyalty_core::pagination::PageRequest;
 use loyalty_core::tenants::PointsPolicy;
 use loyalty_core::tiers::{self, Metric};
 use loyalty_tests::{Backend, TestApp, both_backends};
+use sea_orm::QueryTrait;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -22,6 +23,8 @@ both_backends!(
     a_batch_past_the_parameter_limit_is_split_and_complete,
     merged_units_share_statements_and_keep_their_order,
     padded_inserts_store_their_rows_once_and_share_a_text,
+    reads_after_a_batch_see_its_writes,
+    recorded_orders_and_states_come_in_one_read,
 );
 
 fn policy() -> PointsPolicy {
@@ -430,4 +433,129 @@ async fn padded_inserts_store_their_rows_once_and_share_a_text(b: Backend) {
         .flat_map(|(round, n)| (0..n as i64).map(move |i| (round as i64, i)))
         .collect();
     assert_eq!(seen, expected, "every row once, in order, no padding row");
+}
+
+/// `Batch::run_then_read`: the reads run after the writes of the same transaction and see
+/// them (on SQLite in the batch's own script), their rows in the reads' order.
+async fn reads_after_a_batch_see_its_writes(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, member) = t.tenant_and_member("batch-read", policy()).await;
+    let db = &t.app.db;
+    let now = db.now();
+    let read = |metric| {
+        tiers::repo::metric_values_query(tenant.id, &[member], metric, None).build(db.backend())
+    };
+    let activity = tiers::Activity {
+        points: 5,
+        spend: 100,
+        purchases: 1,
+    };
+    let decode = |rows: Vec<sea_orm::QueryResult>| -> Vec<(Uuid, i64)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index(0).expect("member"),
+                    r.try_get_by_index(1).expect("value"),
+                )
+            })
+            .collect()
+    };
+    for round in 1..=2_i64 {
+        let txn = db.begin_write().await.expect("begin");
+        let mut batch = Batch::on(&txn);
+        assert!(tiers::service::record_activity_into(
+            &mut batch, &tenant, member, now, activity
+        ));
+        let rows = batch
+            .run_then_read(&txn, vec![read(Metric::Spend), read(Metric::PurchaseCount)])
+            .await
+            .expect("batch and reads");
+        // Round 2's upsert adds to round 1's row before the reads run.
+        assert_eq!(decode(rows), [(member.0, 100 * round), (member.0, round)]);
+        txn.commit().await.expect("commit");
+    }
+    let txn = db.begin_write().await.expect("begin");
+    // Reads alone.
+    let rows = Batch::on(&txn)
+        .run_then_read(&txn, vec![read(Metric::Spend)])
+        .await
+        .expect("reads");
+    assert_eq!(decode(rows), [(member.0, 200)]);
+    // Writes alone: no rows, and the write is done.
+    let mut batch = Batch::on(&txn);
+    tiers::service::record_activity_into(&mut batch, &tenant, member, now, activity);
+    let rows = batch.run_then_read(&txn, Vec::new()).await.expect("batch");
+    assert!(rows.is_empty());
+    // A member without activity has no row.
+    let other = tiers::repo::metric_values_query(
+        tenant.id,
+        &[MemberId(Uuid::now_v7())],
+        Metric::Spend,
+        None,
+    )
+    .build(db.backend());
+    let rows = Batch::on(&txn)
+        .run_then_read(&txn, vec![other])
+        .await
+        .expect("reads");
+    assert!(rows.is_empty());
+    txn.commit().await.expect("commit");
+    let spend = tiers::repo::metric_value(db.reader(), tenant.id, member, Metric::Spend, None)
+        .await
+        .expect("activity");
+    assert_eq!(spend, 300);
+    t.assert_audit_clean().await;
+}
+
+/// `repo::recorded_and_member_states`, the first read of a purchase group (one script on
+/// SQLite): the same answer as its two queries, order ids that JSON must escape included,
+/// another tenant's order id and member left out.
+async fn recorded_orders_and_states_come_in_one_read(b: Backend) {
+    let t = TestApp::start(b).await;
+    let (tenant, member) = t.tenant_and_member("one-read", policy()).await;
+    let (other_tenant, other) = t.tenant_and_member("one-read-other", policy()).await;
+    let db = &t.app.db;
+    let odd = [
+        "quote\"d",
+        "back\\slash",
+        "ünïcødé €",
+        "tab\tline\nend",
+        "[1,2]",
+    ];
+    let txn = db.begin_write().await.expect("begin");
+    let mut batch = Batch::on(&txn);
+    for order in odd {
+        repo::insert_purchase_into(&mut batch, tenant.id, &purchase(member, order, 1));
+    }
+    repo::insert_purchase_into(&mut batch, other_tenant.id, &purchase(other, "theirs", 1));
+    batch.run(&txn).await.expect("purchases");
+    txn.commit().await.expect("commit");
+
+    let orders: Vec<&str> = odd.iter().copied().chain(["missing", "theirs"]).collect();
+    let members = [member, other, MemberId(Uuid::now_v7())];
+    let txn = db.begin_write().await.expect("begin");
+    let (recorded, states) = repo::recorded_and_member_states(&txn, tenant.id, &orders, &members)
+        .await
+        .expect("one read");
+    let apart = repo::recorded_order_ids(&txn, tenant.id, &orders)
+        .await
+        .expect("order ids");
+    let states_apart = repo::member_states(&txn, tenant.id, &members)
+        .await
+        .expect("states");
+    txn.commit().await.expect("commit");
+    let want: std::collections::HashSet<String> = odd.iter().map(|o| o.to_string()).collect();
+    assert_eq!(recorded, want);
+    assert_eq!(apart, want);
+    assert_eq!(states.len(), 1, "only the tenant's member");
+    assert_eq!(states[&member], states_apart[&member]);
+    assert_eq!(states[&member].member.id, member);
+
+    // Nothing recorded: an empty set, the state still read.
+    let (recorded, states) =
+        repo::recorded_and_member_states(db.reader(), tenant.id, &["none-1", "none-2"], &[member])
+            .await
+            .expect("one read");
+    assert!(recorded.is_empty());
+    assert_eq!(states.len(), 1);
 }

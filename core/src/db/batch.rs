@@ -15,6 +15,9 @@
 //! that batches of similar size have the same text: each connection keeps its prepared
 //! statements by text, and a text it has seen is not parsed and planned again.
 //!
+//! Reads that must see a batch's writes can follow it in the same round trip on SQLite
+//! ([`Batch::run_then_read`]: the purchase writer's tier metrics).
+//!
 //! Two rules follow from PostgreSQL running the parts of one statement on one snapshot:
 //! a batch must not write the same row twice, and no part may depend on another's result
 //! (a foreign key to a row inserted earlier in the batch is fine: PostgreSQL checks it at the
@@ -25,7 +28,7 @@ use sea_orm::sea_query::{
     InsertStatement, PostgresQueryBuilder, QueryBuilder, SqlWriter, SqliteQueryBuilder,
     UpdateStatement, Value,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryTrait, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, QueryTrait, Statement};
 use std::fmt::Write;
 
 /// One write of a batch.
@@ -278,6 +281,49 @@ impl Batch {
         }
         Ok(())
     }
+
+    /// Sends the batch, then `reads` (selects of this batch's backend), which see its writes,
+    /// and returns the rows of the reads in their order.
+    ///
+    /// - **SQLite**: the reads end the batch's script, so writes and reads are one round trip
+    ///   (sqlx-sqlite runs a script's statements in order and returns the rows of each).
+    /// - **PostgreSQL**: each read is a statement of its own after the batch. Every part of one
+    ///   statement sees the snapshot from before the statement, so a read in the batch's
+    ///   `WITH` statement would not see the batch's writes.
+    pub async fn run_then_read(
+        self,
+        conn: &impl ConnectionTrait,
+        reads: Vec<Statement>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        if self.backend != DbBackend::Sqlite {
+            self.run(conn).await?;
+            let mut rows = Vec::new();
+            for read in reads {
+                rows.extend(conn.query_all_raw(read).await?);
+            }
+            return Ok(rows);
+        }
+        let mut script = match self.parts.is_empty() {
+            true => params_for(DbBackend::Sqlite, 0),
+            false => sqlite_params(self.parts),
+        };
+        for read in reads {
+            if !script.sql.is_empty() {
+                script.sql.push_str(";\n");
+            }
+            script.sql.push_str(&read.sql);
+            script
+                .values
+                .extend(read.values.map(|v| v.0).unwrap_or_default());
+        }
+        match script.sql.is_empty() {
+            true => Ok(Vec::new()),
+            false => {
+                conn.query_all_raw(script.into_statement(DbBackend::Sqlite))
+                    .await
+            }
+        }
+    }
 }
 
 /// The insert as placeholder rows and their values, rendered by the builder of `backend`;
@@ -350,6 +396,11 @@ fn params_for(backend: DbBackend, base: usize) -> Params {
 }
 
 fn sqlite(parts: Vec<Part>) -> Statement {
+    sqlite_params(parts).into_statement(DbBackend::Sqlite)
+}
+
+/// The parts as one SQLite script, the statements joined by `;`.
+fn sqlite_params(parts: Vec<Part>) -> Params {
     let mut sql = params_for(DbBackend::Sqlite, 0);
     for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
@@ -357,7 +408,7 @@ fn sqlite(parts: Vec<Part>) -> Statement {
         }
         write_part(part, DbBackend::Sqlite, &mut sql);
     }
-    sql.into_statement(DbBackend::Sqlite)
+    sql
 }
 
 /// One statement when there is one part, else each part a data-modifying `WITH` query of one

@@ -173,11 +173,38 @@ pub async fn lock_states(
     now: DateTime<Utc>,
 ) -> AppResult<HashMap<MemberId, (MemberState, Balances, sdk::MemberSnapshot)>> {
     let tenant = env.tenant.id;
-    let mut locked = match conn.get_database_backend() {
+    let locked = match conn.get_database_backend() {
         sea_orm::DbBackend::Sqlite => None,
         _ => Some(ledger_repo::lock_balances_of(conn, tenant, members).await?),
     };
-    let mut states = super::repo::member_states(conn, tenant, members).await?;
+    let states = super::repo::member_states(conn, tenant, members).await?;
+    states_with_balances(conn, env, members, locked, states, now).await
+}
+
+/// [`lock_states`] on SQLite with the states already read in the write transaction
+/// (`repo::recorded_and_member_states`): `BEGIN IMMEDIATE` is the lock there, so nothing is
+/// locked first.
+pub async fn sqlite_states(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    states: HashMap<MemberId, MemberState>,
+    now: DateTime<Utc>,
+) -> AppResult<HashMap<MemberId, (MemberState, Balances, sdk::MemberSnapshot)>> {
+    let members: Vec<MemberId> = states.keys().copied().collect();
+    states_with_balances(conn, env, &members, None, states, now).await
+}
+
+/// The rest of [`lock_states`]: each member's balances (the locked row on PostgreSQL, the
+/// joined one on SQLite, a new row for a member's first entry) and snapshot.
+async fn states_with_balances(
+    conn: &impl ConnectionTrait,
+    env: Env<'_>,
+    members: &[MemberId],
+    mut locked: Option<HashMap<MemberId, Balances>>,
+    mut states: HashMap<MemberId, MemberState>,
+    now: DateTime<Utc>,
+) -> AppResult<HashMap<MemberId, (MemberState, Balances, sdk::MemberSnapshot)>> {
+    let tenant = env.tenant.id;
     let mut out = HashMap::with_capacity(states.len());
     // In id order, as the rows were locked: creating the missing ones takes locks too.
     let mut ids = members.to_vec();

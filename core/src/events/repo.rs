@@ -965,6 +965,64 @@ fn state_from(row: &sea_orm::QueryResult) -> AppResult<MemberState> {
     })
 }
 
+/// [`recorded_order_ids`] and [`member_states`] in one round trip: the first reads of a
+/// purchase group's write transaction on SQLite, where `BEGIN IMMEDIATE` already holds the
+/// lock. One script of two selects; the first is an aggregate (`json_group_array`), so its
+/// one row comes first and the members' rows follow it. Each round trip to the writer
+/// connection's thread is two thread wake-ups on the thread that bounds the purchase rate
+/// (BENCHMARKS.md). Other backends: the two queries.
+pub async fn recorded_and_member_states(
+    conn: &impl ConnectionTrait,
+    tenant: TenantId,
+    order_ids: &[&str],
+    members: &[MemberId],
+) -> AppResult<(HashSet<String>, HashMap<MemberId, MemberState>)> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Sqlite || order_ids.is_empty() || members.is_empty() {
+        let recorded = match order_ids.is_empty() {
+            true => HashSet::new(),
+            false => recorded_order_ids(conn, tenant, order_ids).await?,
+        };
+        let states = match members.is_empty() {
+            true => HashMap::new(),
+            false => member_states(conn, tenant, members).await?,
+        };
+        return Ok((recorded, states));
+    }
+    let recorded = Query::select()
+        .expr_as(
+            Expr::cust("json_group_array(order_id)"),
+            Alias::new("recorded"),
+        )
+        .from(purchases::Entity)
+        .and_where(Expr::col(purchases::Column::TenantId).eq(tenant.0))
+        .and_where(Expr::col(purchases::Column::OrderId).is_in(crate::db::padded(order_ids)))
+        .to_owned();
+    let first = backend.build(&recorded);
+    let second = backend.build(&member_states_query(members));
+    let mut values = first.values.map(|v| v.0).unwrap_or_default();
+    values.extend(second.values.map(|v| v.0).unwrap_or_default());
+    let script = format!("{};\n{}", first.sql, second.sql);
+    let mut rows = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, script, values))
+        .await?
+        .into_iter();
+    let ids = rows
+        .next()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no row of recorded order ids")))?;
+    let ids: String = ids.try_get("", "recorded")?;
+    let recorded: Vec<String> = serde_json::from_str(&ids).map_err(AppError::internal)?;
+    let mut states = HashMap::with_capacity(members.len());
+    for row in rows {
+        let s = state_from(&row)?;
+        if s.member.tenant_id == tenant {
+            states.insert(s.member.id, s);
+        }
+    }
+    Ok((recorded.into_iter().collect(), states))
+}
+
 /// Which of `order_ids` `tenant` has already recorded (one query, without their lines).
 pub async fn recorded_order_ids(
     conn: &impl ConnectionTrait,

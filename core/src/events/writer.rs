@@ -108,7 +108,11 @@ pub(crate) enum Written {
     Twin,
 }
 
-type Reply = oneshot::Sender<AppResult<Written>>;
+/// The answer, and the job back: its request's task drops it. A job's allocations (the
+/// rules' answer, the writes it prepared) were made on that task's thread; freed on the writer
+/// thread they were 9 % of its time, much of it waiting for glibc's lock on the other thread's
+/// arena (`perf`, BENCHMARKS.md), and that thread is the one that bounds the purchase rate.
+type Reply = oneshot::Sender<(AppResult<Written>, Job)>;
 
 /// The writer tasks of one [`Db`], started by the first purchase.
 pub(crate) struct Writers {
@@ -194,7 +198,9 @@ impl Writers {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(stopped());
         }
-        rx.await.map_err(|_| stopped())?
+        let (result, job) = rx.await.map_err(|_| stopped())?;
+        drop(job);
+        result
     }
 }
 
@@ -224,7 +230,10 @@ async fn run(db: Db, mut rx: mpsc::Receiver<(Job, Reply)>, batch_max: usize, sta
         stats.purchases.fetch_add(n, Ordering::Relaxed);
         stats.largest.fetch_max(n, Ordering::Relaxed);
         // Its own task, so that a panic fails this group's requests, not the writer.
-        let task = tokio::spawn(commit_group(db.clone(), group, stats.clone()));
+        // Boxed here: the group's future is about 9 KB, under tokio's own threshold for
+        // boxing (16 KB), so it was copied whole at each layer of the spawn (about 20k
+        // instructions a purchase on this thread; BENCHMARKS.md).
+        let task = tokio::spawn(Box::pin(commit_group(db.clone(), group, stats.clone())));
         if let Err(e) = task.await {
             tracing::error!(error = %e, "a purchase group failed");
         }
@@ -267,8 +276,8 @@ async fn commit_group(db: Db, group: Vec<(Job, Reply)>, stats: Arc<Counters>) {
     match write_group(&db, &mut jobs, &stats).await {
         Ok(results) => {
             stats.groups.fetch_add(1, Ordering::Relaxed);
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
+            for ((reply, result), job) in replies.into_iter().zip(results).zip(jobs) {
+                let _ = reply.send((result, job));
             }
         }
         Err(e) if jobs.len() == 1 => {
@@ -278,22 +287,22 @@ async fn commit_group(db: Db, group: Vec<(Job, Reply)>, stats: Arc<Counters>) {
             } else {
                 Err(e)
             };
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(result);
+            if let (Some(reply), Some(job)) = (replies.into_iter().next(), jobs.pop()) {
+                let _ = reply.send((result, job));
             }
         }
         Err(e) => {
             // Rolled back whole: each purchase again in a transaction of its own.
             tracing::warn!(error = %e, purchases = jobs.len(), "purchase group retried one by one");
             stats.retried.fetch_add(1, Ordering::Relaxed);
-            for (job, reply) in jobs.iter_mut().zip(replies) {
-                let result = match write_group(&db, std::slice::from_mut(job), &stats).await {
+            for (mut job, reply) in jobs.into_iter().zip(replies) {
+                let result = match write_group(&db, std::slice::from_mut(&mut job), &stats).await {
                     Ok(mut r) => r.pop().unwrap_or_else(|| Err(no_result())),
                     Err(e) if e.is_unique_violation() => Ok(Written::Twin),
                     Err(e) => Err(e),
                 };
                 stats.groups.fetch_add(1, Ordering::Relaxed);
-                let _ = reply.send(result);
+                let _ = reply.send((result, job));
             }
         }
     }
@@ -349,16 +358,34 @@ async fn write_group(
     let txn = db.begin_write().await?;
     steps.mark("begin");
     let orders: Vec<&str> = jobs.iter().map(|j| j.purchase.order_id.as_str()).collect();
-    let recorded = repo::recorded_order_ids(&txn, tenant.id, &orders).await?;
-    let members: Vec<MemberId> = jobs
-        .iter()
-        .filter(|j| !recorded.contains(&j.purchase.order_id))
-        .map(|j| j.purchase.member_id)
-        .collect();
-    let mut states = if members.is_empty() {
-        Default::default()
-    } else {
-        pipeline::lock_states(&txn, env(db, first), &members, first.now).await?
+    let (recorded, mut states) = match db.backend() {
+        // The write lock is already held: both reads in one round trip.
+        sea_orm::DbBackend::Sqlite => {
+            let members: Vec<MemberId> = jobs.iter().map(|j| j.purchase.member_id).collect();
+            let (recorded, mut read) =
+                repo::recorded_and_member_states(&txn, tenant.id, &orders, &members).await?;
+            // Only the members whose purchase is not a twin.
+            for job in jobs {
+                if recorded.contains(&job.purchase.order_id) {
+                    read.remove(&job.purchase.member_id);
+                }
+            }
+            let states = pipeline::sqlite_states(&txn, env(db, first), read, first.now).await?;
+            (recorded, states)
+        }
+        _ => {
+            let recorded = repo::recorded_order_ids(&txn, tenant.id, &orders).await?;
+            let members: Vec<MemberId> = jobs
+                .iter()
+                .filter(|j| !recorded.contains(&j.purchase.order_id))
+                .map(|j| j.purchase.member_id)
+                .collect();
+            let states = match members.is_empty() {
+                true => Default::default(),
+                false => pipeline::lock_states(&txn, env(db, first), &members, first.now).await?,
+            };
+            (recorded, states)
+        }
     };
     steps.mark("read");
 
@@ -401,17 +428,17 @@ async fn write_group(
     }
     let parts = batch.len();
     steps.mark("stage");
-    if !batch.is_empty() {
-        batch.run(&txn).await?;
-    }
-    steps.mark("batch");
-    // After the purchases' own records: a tier.upgraded one causes follows them.
+    // The tier metrics are read after the purchases' writes, in the same round trip on SQLite.
     let ladder = first.config.ladder.as_ref();
-    let lifts = staged
+    let lifts: Vec<_> = staged
         .iter()
         .map(|s| (s.done.purchase.member_id, s.state.tier.clone(), s.job.now))
         .collect();
-    crate::tiers::service::upgrade_all_on(&txn, tenant, ladder, lifts).await?;
+    let reads = crate::tiers::service::metric_reads(db.backend(), tenant, ladder, &lifts);
+    let metrics = batch.run_then_read(&txn, reads).await?;
+    steps.mark("batch");
+    // After the purchases' own records: a tier.upgraded one causes follows them.
+    crate::tiers::service::upgrade_all_with(&txn, tenant, ladder, lifts, &metrics).await?;
     steps.mark("tiers");
     let mut referred = false;
     for s in &mut staged {

@@ -423,7 +423,7 @@ pub async fn upgrade_new_member_on(
 }
 
 /// The write of [`record_activity_on`] as part of a [`Batch`]; false when there is nothing to
-/// record. Once the batch ran, [`upgrade_all_on`] is the rest.
+/// record. Once the batch ran, [`upgrade_all_with`] is the rest.
 pub fn record_activity_into(
     batch: &mut Batch,
     tenant: &Tenant,
@@ -458,37 +458,58 @@ async fn upgrade_in(
     Ok(change)
 }
 
+/// The reads of the metric values [`upgrade_all_with`] needs, one per window, to be sent
+/// after the batch that recorded the members' activity (`Batch::run_then_read`, which on
+/// SQLite sends them with it). None without a ladder.
+pub fn metric_reads(
+    backend: sea_orm::DbBackend,
+    tenant: &Tenant,
+    ladder: Option<&Ladder>,
+    members: &[(MemberId, Option<MemberTier>, DateTime<Utc>)],
+) -> Vec<sea_orm::Statement> {
+    let Some(ladder) = ladder else {
+        return Vec::new();
+    };
+    let mut windows: BTreeMap<Option<(i32, i32)>, Vec<MemberId>> = BTreeMap::new();
+    for (member, _, now) in members {
+        let window = super::window_months(ladder.window, tenant.timezone, *now);
+        windows.entry(window).or_default().push(*member);
+    }
+    windows
+        .into_iter()
+        .map(|(window, ids)| {
+            use sea_orm::QueryTrait;
+            repo::metric_values_query(tenant.id, &ids, ladder.metric, window).build(backend)
+        })
+        .collect()
+}
+
 /// The rest of [`record_activity_into`] after its batch ran, for several members of `tenant`
-/// at once: lifts each member on `ladder` (when there is one) to the tier the recorded
-/// activity reaches, with its tier row as read under its lock and its own time: their metric values in one query per window (one, unless
-/// the calls straddle a month), then a change for each member whose value reaches higher.
-pub async fn upgrade_all_on(
+/// at once, with the rows of their [`metric_reads`] (one query per window: one, unless the
+/// members' times straddle a month): lifts each member on `ladder` (when there is one) to the
+/// tier its value reaches, if that is above its tier row as read under its lock. Each member
+/// is in `members` once, so a member's row is its value in its own window; a member without a
+/// row has 0.
+pub async fn upgrade_all_with(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
     ladder: Option<&Ladder>,
     members: Vec<(MemberId, Option<MemberTier>, DateTime<Utc>)>,
+    rows: &[sea_orm::QueryResult],
 ) -> AppResult<()> {
     let Some(ladder) = ladder else {
         return Ok(());
     };
-    let mut windows: BTreeMap<Option<(i32, i32)>, Vec<MemberId>> = BTreeMap::new();
-    for (member, _, now) in &members {
-        let window = super::window_months(ladder.window, tenant.timezone, *now);
-        windows.entry(window).or_default().push(*member);
-    }
-    let mut values = std::collections::HashMap::new();
-    for (window, ids) in &windows {
-        for (member, value) in
-            repo::metric_values(conn, tenant.id, ids, ladder.metric, *window).await?
-        {
-            values.insert((*window, member), value);
-        }
+    let mut values = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let member: Uuid = row.try_get_by_index(0)?;
+        let value: i64 = row.try_get_by_index(1)?;
+        values.insert(MemberId(member), value);
     }
     // The upgrades' writes in one round trip (distinct members: no row written twice).
     let mut batch = Batch::on(conn);
     for (member, stored, now) in members {
-        let window = super::window_months(ladder.window, tenant.timezone, now);
-        let value = values.get(&(window, member)).copied().unwrap_or(0);
+        let value = values.get(&member).copied().unwrap_or(0);
         let mut unit = Batch::on(conn);
         let source = Source::Threshold;
         upgrade_into(
