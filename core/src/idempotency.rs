@@ -5,6 +5,7 @@
 //! the stored result and writes nothing; the same key with a different request is a CONFLICT.
 //! Scope is the tenant (or `platform`), so two tenants never collide on a key.
 
+use crate::db::Batch;
 use crate::db::entities::idempotency_records;
 use crate::error::{AppError, AppResult};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
@@ -71,6 +72,22 @@ pub async fn record(
     k: &IdempotencyKey,
     result_id: &str,
 ) -> Result<(), DbErr> {
+    insert(k, result_id)
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
+/// [`record`] as part of a [`Batch`]: a key used before fails the whole batch with a unique
+/// violation, after which [`lookup`] (outside the rolled-back transaction) finds the winner.
+pub fn record_into(batch: &mut Batch, k: &IdempotencyKey, result_id: &str) {
+    batch.insert(insert(k, result_id));
+}
+
+fn insert(
+    k: &IdempotencyKey,
+    result_id: &str,
+) -> sea_orm::Insert<idempotency_records::ActiveModel> {
     idempotency_records::Entity::insert(
         idempotency_records::Model {
             scope: k.scope.clone(),
@@ -82,7 +99,4 @@ pub async fn record(
         }
         .into_active_model(),
     )
-    .exec_without_returning(conn)
-    .await
-    .map(|_| ())
 }

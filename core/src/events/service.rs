@@ -717,16 +717,17 @@ pub async fn enrollment_rules(
     })
 }
 
-/// Writes a new member's enrolment inside its transaction, after the member row: the event,
-/// what [`enrollment_rules`] earned, `member.enrolled` with the awards' announcements and the
-/// tier activity in one batch, then the tier the points reach.
-pub async fn enrolled_in(
-    conn: &impl ConnectionTrait,
+/// A new member's enrolment as part of its transaction's batch, after the member row: the
+/// event, what [`enrollment_rules`] earned, `member.enrolled` with the awards' announcements
+/// and the tier activity. Also returns whether activity was recorded: the tier the points
+/// reach is then the caller's to lift, once the batch ran (`tiers::service::metric_reads`).
+pub fn enrolled_into(
+    batch: &mut Batch,
     env: Env<'_>,
     member: &Member,
     rules: EnrollmentRules,
     now: DateTime<Utc>,
-) -> AppResult<Outcome> {
+) -> AppResult<(Outcome, bool)> {
     let EnrollmentRules {
         event,
         proposed,
@@ -734,9 +735,8 @@ pub async fn enrolled_in(
     } = rules;
     let id = Uuid::now_v7();
     let tenant = env.tenant;
-    let mut batch = Batch::on(conn);
     repo::insert_event_into(
-        &mut batch,
+        batch,
         tenant.id,
         id,
         member.id,
@@ -750,7 +750,7 @@ pub async fn enrolled_in(
     );
     let balances = crate::ledger::Balances::default();
     let (awards, _) = pipeline::apply_into(
-        &mut batch, env, member.id, balances, id, &event.id, proposed, now,
+        batch, env, member.id, balances, id, &event.id, proposed, now,
     )?;
     let points: i64 = awards.iter().map(|a| a.points).sum();
     let mut announced = vec![(
@@ -763,28 +763,24 @@ pub async fn enrolled_in(
         }),
     )];
     announced.extend(pipeline::announcements(&event.id, &awards, &errors));
-    outbox::append_all_into(&mut batch, tenant.id, Some(member.id), announced, now);
+    outbox::append_all_into(batch, tenant.id, Some(member.id), announced, now);
     let activity = crate::tiers::Activity {
         points,
         ..Default::default()
     };
     let active = crate::tiers::service::record_activity_into(
-        &mut batch,
+        batch,
         tenant,
         member.id,
         member.enrolled_at,
         activity,
     );
-    batch.run(conn).await?;
-    if active {
-        let ladder = env.config.ladder.as_ref();
-        crate::tiers::service::upgrade_new_member_on(conn, tenant, ladder, member.id, now).await?;
-    }
-    Ok(Outcome {
+    let outcome = Outcome {
         awards,
         errors,
         replayed: false,
-    })
+    };
+    Ok((outcome, active))
 }
 
 /// `recordEvent`: a custom action (review written, survey answered) through the point rules.

@@ -1,6 +1,7 @@
 //! Queries for members. Every function takes the tenant first and filters by it.
 
 use super::{Consents, Member, MemberFilter, MemberStatus};
+use crate::db::Batch;
 use crate::db::entities::{member_tags, members};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
@@ -74,25 +75,29 @@ async fn write_tags(conn: &impl ConnectionTrait, m: &Member) -> AppResult<()> {
     if m.tags.is_empty() {
         return Ok(());
     }
-    let rows = m.tags.iter().map(|t| {
+    member_tags::Entity::insert_many(tag_rows(m))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+fn tag_rows(m: &Member) -> impl Iterator<Item = member_tags::ActiveModel> + '_ {
+    m.tags.iter().map(|t| {
         member_tags::Model {
             tenant_id: m.tenant_id.0,
             member_id: m.id.0,
             tag: t.clone(),
         }
         .into_active_model()
-    });
-    member_tags::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    })
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, m: &Member) -> AppResult<()> {
-    members::Entity::insert(to_model(m).into_active_model())
-        .exec_without_returning(conn)
-        .await?;
-    write_tags(conn, m).await
+/// A new member's row and tags as part of a [`Batch`] (nothing to delete: the member is new).
+pub fn insert_into(batch: &mut Batch, m: &Member) {
+    batch.insert(members::Entity::insert(to_model(m).into_active_model()));
+    if !m.tags.is_empty() {
+        batch.insert(member_tags::Entity::insert_many(tag_rows(m)));
+    }
 }
 
 /// Stores every field of `m` (the row must exist).

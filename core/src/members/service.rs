@@ -2,7 +2,7 @@
 
 use super::{EnrollRequest, Member, MemberFilter, MemberLimits, MemberPatch, MemberStatus, repo};
 use crate::auth::{Access, Principal, TenantPrincipal};
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult, is_unique_violation};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{MemberId, TenantId};
@@ -81,7 +81,17 @@ pub async fn enroll(
     // Outside the write lock: the welcome rules see a new member, known without a read.
     let rules = crate::events::service::enrollment_rules(env, &member, channel.as_deref()).await?;
 
-    // Under the write lock, on SQLite's write thread.
+    // A key used before answers with its member, without the write lock. A request with the
+    // same key that gets there first is caught by the key's row: its insert fails the batch.
+    if let Some(k) = &key
+        && let Some(id) = idempotency::lookup(db.reader(), k).await?
+    {
+        return stored_result(db, t, &id).await;
+    }
+
+    // Under the write lock, on SQLite's write thread: one batch (the key, the member, what the
+    // enrolment earned, the referral code) with the tier metric read after it, the tier the
+    // points reach, an attribution when the member came with a referral code.
     let (db, runtime) = (db.clone(), runtime.clone());
     let awards_max = limits.plugin_awards_max;
     db.clone()
@@ -94,44 +104,53 @@ pub async fn enroll(
                 awards_max,
             };
             let txn = db.begin_write().await?;
+            let mut batch = Batch::on(&txn);
             if let Some(k) = &key {
-                if let Some(id) = idempotency::lookup(&txn, k).await? {
-                    drop(txn);
-                    return stored_result(&db, t, &id).await;
-                }
-                // The key goes in first: a concurrent request with the same key waits on it and then
-                // fails with a unique violation, and answers with the winner's result below.
-                if let Err(e) = idempotency::record(&txn, k, &member.id.to_string()).await {
-                    drop(txn);
-                    if is_unique_violation(&e) {
-                        return match idempotency::lookup(db.reader(), k).await? {
-                            Some(id) => stored_result(&db, t, &id).await,
-                            None => Err(AppError::internal(e)),
-                        };
-                    }
-                    return Err(e.into());
-                }
+                idempotency::record_into(&mut batch, k, &member.id.to_string());
             }
-            if let Err(e) = repo::insert(&txn, &member).await {
-                if !e.is_unique_violation() {
-                    return Err(e);
+            repo::insert_into(&mut batch, &member);
+            let (_, active) =
+                crate::events::service::enrolled_into(&mut batch, env, &member, rules, now)?;
+            crate::referrals::service::code_into(&mut batch, &tenant, &member);
+            let ladder = config.ladder.as_ref();
+            let lifts = match active {
+                true => vec![(member.id, None, now)],
+                false => Vec::new(),
+            };
+            let reads = crate::tiers::service::metric_reads(db.backend(), &tenant, ladder, &lifts);
+            let metrics = match batch.run_then_read(&txn, reads).await {
+                Ok(rows) => rows,
+                Err(e) if is_unique_violation(&e) => {
+                    drop(txn);
+                    return taken(&db, t, key.as_ref(), &member).await;
                 }
-                drop(txn);
-                return Err(conflict_for(db.reader(), t.tenant_id, &member).await?);
+                Err(e) => return Err(e.into()),
+            };
+            crate::tiers::service::upgrade_all_with(&txn, &tenant, ladder, lifts, &metrics).await?;
+            if let Some(code) = referral_code.as_deref() {
+                crate::referrals::service::attributed_in(&txn, &tenant, &member, code, now).await?;
             }
-            crate::events::service::enrolled_in(&txn, env, &member, rules, now).await?;
-            crate::referrals::service::enrolled_in(
-                &txn,
-                &tenant,
-                &member,
-                referral_code.as_deref(),
-                now,
-            )
-            .await?;
             txn.commit().await?;
             Ok(member)
         })
         .await
+}
+
+/// The answer to an enrolment whose batch hit a unique row (rolled back): the member of a
+/// request with the same idempotency key that committed first, or the CONFLICT of a taken
+/// externalId or email.
+async fn taken(
+    db: &Db,
+    t: TenantPrincipal,
+    key: Option<&IdempotencyKey>,
+    member: &Member,
+) -> AppResult<Member> {
+    if let Some(k) = key
+        && let Some(id) = idempotency::lookup(db.reader(), k).await?
+    {
+        return stored_result(db, t, &id).await;
+    }
+    Err(conflict_for(db.reader(), t.tenant_id, member).await?)
 }
 
 async fn stored_result(db: &Db, t: TenantPrincipal, id: &str) -> AppResult<Member> {

@@ -1,6 +1,7 @@
 //! Queries of referrals.
 
 use super::{Referral, Refusal, Status};
+use crate::db::Batch;
 use crate::db::entities::{referral_codes, referral_refusals, referrals};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, TenantId};
@@ -12,23 +13,16 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-pub async fn insert_code(
-    conn: &impl ConnectionTrait,
-    tenant: TenantId,
-    member: MemberId,
-    code: &str,
-) -> AppResult<()> {
-    referral_codes::Entity::insert(
+/// A member's referral code as part of a [`Batch`].
+pub fn insert_code_into(batch: &mut Batch, tenant: TenantId, member: MemberId, code: &str) {
+    batch.insert(referral_codes::Entity::insert(
         referral_codes::Model {
             member_id: member.0,
             tenant_id: tenant.0,
             code: code.into(),
         }
         .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    ));
 }
 
 pub async fn code_of(conn: &impl ConnectionTrait, member: MemberId) -> AppResult<Option<String>> {

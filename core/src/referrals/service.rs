@@ -52,20 +52,21 @@ fn same(a: Option<&String>, b: Option<&String>) -> bool {
     matches!((a, b), (Some(x), Some(y)) if x.eq_ignore_ascii_case(y))
 }
 
-/// Inside the enrolment's transaction: gives the new member a referral code and, when they
-/// came with one, attributes them to its owner unless a guard refuses (recorded, not raised:
-/// the enrolment goes on).
-pub async fn enrolled_in(
+/// A new member's own referral code, as part of the enrolment's batch.
+pub fn code_into(batch: &mut crate::db::Batch, tenant: &Tenant, member: &Member) {
+    repo::insert_code_into(batch, tenant.id, member.id, &super::new_code());
+}
+
+/// Inside the enrolment's transaction, when the new member came with a referral code:
+/// attributes them to its owner unless a guard refuses (recorded, not raised: the enrolment
+/// goes on).
+pub async fn attributed_in(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
     member: &Member,
-    referral_code: Option<&str>,
+    code: &str,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
-    repo::insert_code(conn, tenant.id, member.id, &super::new_code()).await?;
-    let Some(code) = referral_code else {
-        return Ok(());
-    };
     let refused = |referrer, reason| {
         refuse(
             conn,

@@ -407,21 +407,6 @@ pub async fn record_activity_on(
     upgrade_in(conn, tenant, ladder, member, stored, Source::Threshold, now).await
 }
 
-/// The upgrade after a new member's first activity was written in a batch: the member has no
-/// tier row yet (it was enrolled in this transaction), so none is read.
-pub async fn upgrade_new_member_on(
-    conn: &impl ConnectionTrait,
-    tenant: &Tenant,
-    ladder: Option<&Ladder>,
-    member: MemberId,
-    now: DateTime<Utc>,
-) -> AppResult<Option<TierChange>> {
-    let Some(ladder) = ladder else {
-        return Ok(None);
-    };
-    upgrade_in(conn, tenant, ladder, member, None, Source::Threshold, now).await
-}
-
 /// The write of [`record_activity_on`] as part of a [`Batch`]; false when there is nothing to
 /// record. Once the batch ran, [`upgrade_all_with`] is the rest.
 pub fn record_activity_into(
