@@ -15,6 +15,7 @@ both_backends!(
     failures_leave_nothing_half_done,
     codes_are_used_exactly_once,
     cancel_returns_points_and_stock,
+    one_key_redeems_once_under_concurrency,
     stock_holds_under_concurrency,
     per_member_limit_holds_under_concurrency,
     reward_types_give_their_effects,
@@ -793,6 +794,66 @@ async fn cancel_returns_points_and_stock(b: Backend) {
     let list = redemptions(&s, &admin, &member).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["status"], "CANCELLED");
+    s.finish().await;
+}
+
+/// Retries of one redemption sent at once: one hold captured across two lots, one code, and
+/// every retry answered with it. Cancelled, the points go back to both lots; the ledger's
+/// invariants hold throughout.
+async fn one_key_redeems_once_under_concurrency(b: Backend) {
+    let s = TestServer::start(b).await;
+    let (tenant, admin) = s.tenant("rewards-twins").await;
+    let integration = s.key(&admin, &tenant, "INTEGRATION").await;
+    let fixed = plugin_id(&s, &admin, "fixed-discount").await;
+    // Points expire 30 days after earning, so the lots they come back to can be seen.
+    s.ok(&admin, POLICY, json!({})).await;
+    let member = s.enroll(&admin, json!({"externalId": "t-1"})).await;
+    fund(&s, &admin, &member, 200).await;
+    fund(&s, &admin, &member, 1000).await;
+    let r = fixed_reward(&s, &admin, &fixed, 300, json!({"stock": 5})).await;
+
+    let input = redeem_input(&member, &r, 1, "twin-1");
+    let answers = s
+        .gql_at_once(&integration, REDEEM, vec![json!({"i": input}); 10])
+        .await;
+    let ids: HashSet<String> = answers
+        .iter()
+        .map(|v| {
+            assert_eq!(code(v), "OK", "{v:#}");
+            let red = &v["data"]["redeemReward"]["redemption"];
+            red["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one redemption for ten retries: {ids:?}");
+    assert_eq!(balance(&s, &admin, &member).await, (900, 0, 300));
+    let after = reward(&s, &admin, &r).await;
+    assert_eq!((&after["stock"], stats(&after)), (&json!(4), [1, 0, 0, 0]));
+    assert_eq!(redemptions(&s, &admin, &member).await.len(), 1);
+    let kinds: Vec<Value> = history(&s, &admin, &member)
+        .await
+        .iter()
+        .map(|e| json!([e["kind"], e["points"]]))
+        .collect();
+    let expected = json!([
+        ["CAPTURE", 0],
+        ["HOLD", -300],
+        ["ADJUST", 1000],
+        ["ADJUST", 200]
+    ]);
+    assert_eq!(json!(kinds), expected);
+    s.assert_audit_clean().await;
+
+    // The hold it captured gives every point back to the lots it took them from.
+    let the_id = ids.into_iter().next().expect("id");
+    expect_code(&cancel_raw(&s, &integration, &the_id).await, "OK");
+    assert_eq!(balance(&s, &admin, &member).await, (1200, 0, 0));
+    let lots: i64 = expiring(&s, &admin, &member)
+        .await
+        .iter()
+        .map(|l| l["points"].as_i64().expect("points"))
+        .sum();
+    assert_eq!(lots, 1200);
+    s.assert_audit_clean().await;
     s.finish().await;
 }
 

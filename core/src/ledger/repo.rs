@@ -455,17 +455,23 @@ pub async fn spendable_lots(
 
 /// Adds `delta` to each lot's `remaining` (negative: consumed; positive: restored).
 pub async fn change_lots(conn: &impl ConnectionTrait, changes: &[(Uuid, i64)]) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    change_lots_into(&mut batch, changes);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`change_lots`] as part of a [`Batch`] (distinct lots: no row written twice).
+pub fn change_lots_into(batch: &mut Batch, changes: &[(Uuid, i64)]) {
     for (lot, delta) in changes {
-        ledger_lots::Entity::update_many()
-            .col_expr(
-                ledger_lots::Column::Remaining,
-                sea_orm::sea_query::Expr::col(ledger_lots::Column::Remaining).add(*delta),
-            )
-            .filter(ledger_lots::Column::Id.eq(*lot))
-            .exec(conn)
-            .await?;
+        batch.update(
+            ledger_lots::Entity::update_many()
+                .col_expr(
+                    ledger_lots::Column::Remaining,
+                    sea_orm::sea_query::Expr::col(ledger_lots::Column::Remaining).add(*delta),
+                )
+                .filter(ledger_lots::Column::Id.eq(*lot)),
+        );
     }
-    Ok(())
 }
 
 pub async fn insert_allocations(
@@ -474,8 +480,20 @@ pub async fn insert_allocations(
     entry: Uuid,
     allocations: &[(Uuid, i64)],
 ) -> AppResult<()> {
+    let mut batch = Batch::on(conn);
+    insert_allocations_into(&mut batch, tenant, entry, allocations);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`insert_allocations`] as part of a [`Batch`].
+pub fn insert_allocations_into(
+    batch: &mut Batch,
+    tenant: TenantId,
+    entry: Uuid,
+    allocations: &[(Uuid, i64)],
+) {
     if allocations.is_empty() {
-        return Ok(());
+        return;
     }
     let rows = allocations
         .iter()
@@ -486,10 +504,7 @@ pub async fn insert_allocations(
             points: Set(*points),
             ..Default::default()
         });
-    ledger_allocations::Entity::insert_many(rows)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    batch.insert(ledger_allocations::Entity::insert_many(rows));
 }
 
 /// The lots an entry consumed, in the order it consumed them.
@@ -512,10 +527,14 @@ pub async fn allocations_of(
 pub type Hold = ledger_holds::Model;
 
 pub async fn insert_hold(conn: &impl ConnectionTrait, hold: Hold) -> AppResult<()> {
-    ledger_holds::Entity::insert(hold.into_active_model())
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    let mut batch = Batch::on(conn);
+    insert_hold_into(&mut batch, hold);
+    Ok(batch.run(conn).await?)
+}
+
+/// [`insert_hold`] as part of a [`Batch`].
+pub fn insert_hold_into(batch: &mut Batch, hold: Hold) {
+    batch.insert(ledger_holds::Entity::insert(hold.into_active_model()));
 }
 
 pub async fn find_hold(

@@ -334,6 +334,26 @@ pub fn earn_fresh_into(
     Ok((entries.into_iter().map(|(e, _)| e).collect(), balances))
 }
 
+/// What a debit reads under the member's lock: the balances (locked) and the lots it can take
+/// from.
+pub struct Spendable {
+    before: Balances,
+    lots: Vec<super::LotState>,
+}
+
+/// Locks the member's balances and reads their spendable lots, for a debit in the same
+/// transaction ([`hold_captured_into`]).
+pub async fn spendable_in(
+    conn: &impl ConnectionTrait,
+    tenant: &Tenant,
+    member: MemberId,
+    now: DateTime<Utc>,
+) -> AppResult<Spendable> {
+    let before = repo::lock_balances(conn, tenant.id, member, now).await?;
+    let lots = repo::spendable_lots(conn, tenant.id, member).await?;
+    Ok(Spendable { before, lots })
+}
+
 /// Takes `amount` from the member's available lots (FIFO by expiry) into `to`.
 #[allow(clippy::too_many_arguments)]
 async fn debit(
@@ -349,46 +369,140 @@ async fn debit(
     now: DateTime<Utc>,
 ) -> AppResult<(Entry, Balances)> {
     check_amount(amount)?;
-    let before = repo::lock_balances(conn, tenant.id, member, now).await?;
-    if before.available < amount {
+    let spendable = spendable_in(conn, tenant, member, now).await?;
+    let mut batch = Batch::on(conn);
+    let debit = Debit {
+        amount,
+        to,
+        kind,
+        source,
+        hold_id,
+        lifetime,
+    };
+    let (entry, lines, after) = debit_into(&mut batch, tenant, member, spendable, debit, now)?;
+    let entries = [(entry, lines)];
+    repo::insert_entries_into(&mut batch, &entries);
+    repo::save_balances_into(&mut batch, tenant.id, member, &after, now);
+    batch
+        .run(conn)
+        .await
+        .map_err(|e| duplicate_entry(e.into()))?;
+    let [(entry, _)] = entries;
+    Ok((entry, after))
+}
+
+/// A debit's amount and where it goes.
+struct Debit {
+    amount: i64,
+    to: Account,
+    kind: EntryKind,
+    source: Source,
+    hold_id: Option<Uuid>,
+    lifetime: Lifetime,
+}
+
+/// The debit's lot changes and allocations, added to `batch`; its entry, lines and the
+/// balances after it are the caller's to write (after any other entry of the same member:
+/// a batch writes a balance row once). INSUFFICIENT_POINTS when `d.amount` is more than is
+/// available, and nothing is added.
+fn debit_into(
+    batch: &mut Batch,
+    tenant: &Tenant,
+    member: MemberId,
+    Spendable { before, lots }: Spendable,
+    d: Debit,
+    now: DateTime<Utc>,
+) -> AppResult<(Entry, Vec<Line>, Balances)> {
+    check_amount(d.amount)?;
+    if before.available < d.amount {
         return Err(AppError::InsufficientPoints(format!(
-            "the member has {} points available; {amount} are needed",
-            before.available.max(0)
+            "the member has {} points available; {} are needed",
+            before.available.max(0),
+            d.amount
         )));
     }
-    let lots = repo::spendable_lots(conn, tenant.id, member).await?;
-    let taken = allocate_fifo(&lots, amount).ok_or_else(|| {
+    let taken = allocate_fifo(&lots, d.amount).ok_or_else(|| {
         AppError::internal(anyhow::anyhow!(
             "invariant 5 broken: lots of member {member} hold less than the available balance"
         ))
     })?;
     let entry_id = Uuid::now_v7();
     let negated: Vec<(Uuid, i64)> = taken.iter().map(|(l, p)| (*l, -p)).collect();
-    repo::change_lots(conn, &negated).await?;
-    repo::insert_allocations(conn, tenant.id, entry_id, &taken).await?;
+    repo::change_lots_into(batch, &negated);
+    repo::insert_allocations_into(batch, tenant.id, entry_id, &taken);
     let mut lines: Vec<Line> = taken
         .iter()
         .map(|(lot, p)| Line::with_lot(Account::Available, -p, *lot))
         .collect();
-    lines.push(Line::new(to, amount));
-    post(
-        conn,
-        tenant,
-        member,
-        before,
-        entry_id,
-        Post {
-            kind,
-            lines,
-            source,
-            natural_key: None,
-            reverses: None,
-            hold_id,
-            lifetime,
+    lines.push(Line::new(d.to, d.amount));
+    let post = Post {
+        kind: d.kind,
+        lines,
+        source: d.source,
+        natural_key: None,
+        reverses: None,
+        hold_id: d.hold_id,
+        lifetime: d.lifetime,
+    };
+    prepare(tenant, member, before, entry_id, post, now)
+}
+
+/// A hold of `points` captured whole at once (a redemption), as part of a [`Batch`]: the same
+/// rows as [`hold_in`] then [`capture_in`] of every point held (the hold entry with its lot
+/// changes and allocations, the capture entry), with the hold row written once, already
+/// `CAPTURED`, and the balances once. `spendable` was read for `points` in this transaction.
+pub fn hold_captured_into(
+    batch: &mut Batch,
+    tenant: &Tenant,
+    member: MemberId,
+    spendable: Spendable,
+    points: i64,
+    source: Source,
+    now: DateTime<Utc>,
+) -> AppResult<Hold> {
+    let hold_id = Uuid::now_v7();
+    let debit = Debit {
+        amount: points,
+        to: Account::Held,
+        kind: EntryKind::Hold,
+        source,
+        hold_id: Some(hold_id),
+        lifetime: Lifetime::default(),
+    };
+    let (held, held_lines, mid) = debit_into(batch, tenant, member, spendable, debit, now)?;
+    let capture = Post {
+        kind: EntryKind::Capture,
+        lines: vec![
+            Line::new(Account::Held, -points),
+            Line::new(Account::Redemption, points),
+        ],
+        source: Source::default(),
+        natural_key: None,
+        reverses: None,
+        hold_id: Some(hold_id),
+        lifetime: Lifetime {
+            redeemed: points,
+            ..Default::default()
         },
-        now,
-    )
-    .await
+    };
+    let (captured, captured_lines, after) =
+        prepare(tenant, member, mid, Uuid::now_v7(), capture, now)?;
+    let hold = Hold {
+        id: hold_id,
+        tenant_id: tenant.id.0,
+        member_id: member.0,
+        points,
+        captured_points: points,
+        status: "CAPTURED".into(),
+        hold_entry_id: held.id,
+        resolve_entry_id: Some(captured.id),
+        created_at: now,
+        resolved_at: Some(now),
+    };
+    repo::insert_entries_into(batch, &[(held, held_lines), (captured, captured_lines)]);
+    repo::save_balances_into(batch, tenant.id, member, &after, now);
+    repo::insert_hold_into(batch, hold.clone());
+    Ok(hold)
 }
 
 /// An admin's correction: a credit (new lot, tenant's expiry) or a debit (FIFO).

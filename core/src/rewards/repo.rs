@@ -1,6 +1,7 @@
 //! Queries of the rewards catalogue and redemptions.
 
 use super::{Redemption, Reward, RewardStats, Status};
+use crate::db::Batch;
 use crate::db::entities::{redemptions, rewards};
 use crate::error::{AppError, AppResult};
 use crate::ids::{MemberId, PluginVersionId, TenantId};
@@ -184,8 +185,9 @@ fn redemption_from(m: redemptions::Model) -> AppResult<Redemption> {
     })
 }
 
-pub async fn insert_redemption(conn: &impl ConnectionTrait, r: &Redemption) -> AppResult<()> {
-    redemptions::Entity::insert(
+/// A new redemption's row as part of a [`Batch`].
+pub fn insert_redemption_into(batch: &mut Batch, r: &Redemption) -> AppResult<()> {
+    batch.insert(redemptions::Entity::insert(
         redemptions::Model {
             id: r.id,
             tenant_id: r.tenant_id.0,
@@ -204,9 +206,7 @@ pub async fn insert_redemption(conn: &impl ConnectionTrait, r: &Redemption) -> A
             expired_at: r.expired_at,
         }
         .into_active_model(),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    ));
     Ok(())
 }
 

@@ -6,12 +6,12 @@ use super::{
 };
 use crate::auth::{Access, Principal, TenantPrincipal};
 use crate::config::ApiSettings;
-use crate::db::Db;
+use crate::db::{Batch, Db};
 use crate::error::{AppError, AppResult, is_unique_violation};
 use crate::events::{self, outbox, pipeline};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::ids::{MemberId, PluginVersionId};
-use crate::ledger::service::{Source, capture_in, hold_in, refund_capture_in};
+use crate::ledger::service::{Source, refund_capture_in};
 use crate::members;
 use crate::pagination::{Page, PageRequest};
 use crate::plugins::runtime::PluginRuntime;
@@ -462,23 +462,19 @@ pub async fn redeem(
     let db = db.clone();
     db.clone()
         .on_writer(async move {
+            // Reads under the lock (the balances locked, with the lots when points are
+            // taken), the checks, then every write in one batch: the key, the hold captured
+            // whole, the redemption and its announcement.
             let txn = db.begin_write().await?;
-            if let Some(existing) = idempotency::lookup(&txn, &key).await? {
-                drop(txn);
-                return stored_redemption(&db, t, &existing).await;
-            }
-            // The key goes in first: a concurrent twin waits on it and answers with our redemption.
-            if let Err(e) = idempotency::record(&txn, &key, &id.to_string()).await {
-                drop(txn);
-                if is_unique_violation(&e) {
-                    return match idempotency::lookup(db.reader(), &key).await? {
-                        Some(existing) => stored_redemption(&db, t, &existing).await,
-                        None => Err(AppError::internal(e)),
-                    };
+            let spendable = match quoted.points_cost > 0 {
+                true => {
+                    Some(crate::ledger::service::spendable_in(&txn, &tenant, member.id, now).await?)
                 }
-                return Err(e.into());
-            }
-            crate::ledger::repo::lock_balances(&txn, tenant.id, member.id, now).await?;
+                false => {
+                    crate::ledger::repo::lock_balances(&txn, tenant.id, member.id, now).await?;
+                    None
+                }
+            };
             if let Some(limit) = reward.per_member_limit {
                 let held = repo::units_of_member(&txn, reward.id, member.id).await?;
                 if held + quantity > limit {
@@ -490,26 +486,29 @@ pub async fn redeem(
             if reward.stock.is_some() && !repo::take_stock(&txn, reward.id, quantity).await? {
                 return Err(Unavailable::OutOfStock.error("out of stock"));
             }
-            let event_ref = format!("redemption:{id}");
-            let hold_id = if quoted.points_cost > 0 {
-                let (hold, _) = hold_in(
-                    &txn,
-                    &tenant,
-                    member.id,
-                    quoted.points_cost,
-                    Source {
+            let mut batch = Batch::on(&txn);
+            // A key used before fails the batch on its row: a concurrent twin committed first.
+            idempotency::record_into(&mut batch, &key, &id.to_string());
+            let hold_id = match spendable {
+                Some(spendable) => {
+                    let source = Source {
                         reason: Some(reward.name.clone()),
                         reason_code: Some("redemption".into()),
-                        event_id: Some(event_ref.clone()),
+                        event_id: Some(format!("redemption:{id}")),
                         ..Default::default()
-                    },
-                    now,
-                )
-                .await?;
-                capture_in(&txn, &tenant, hold.id, quoted.points_cost, now).await?;
-                Some(hold.id)
-            } else {
-                None
+                    };
+                    let hold = crate::ledger::service::hold_captured_into(
+                        &mut batch,
+                        &tenant,
+                        member.id,
+                        spendable,
+                        quoted.points_cost,
+                        source,
+                        now,
+                    )?;
+                    Some(hold.id)
+                }
+                None => None,
             };
             let effects = quoted
                 .effects
@@ -536,8 +535,20 @@ pub async fn redeem(
                 cancelled_at: None,
                 expired_at: None,
             };
-            repo::insert_redemption(&txn, &redemption).await?;
-            announce(&txn, &redemption, "reward.redeemed", now).await?;
+            repo::insert_redemption_into(&mut batch, &redemption)?;
+            let announced = vec![("reward.redeemed", announcement(&redemption))];
+            outbox::append_all_into(&mut batch, tenant.id, Some(member.id), announced, now);
+            match batch.run(&txn).await {
+                Ok(()) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    drop(txn);
+                    return match idempotency::lookup(db.reader(), &key).await? {
+                        Some(existing) => stored_redemption(&db, t, &existing).await,
+                        None => Err(AppError::internal(e)),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
             txn.commit().await?;
             Ok(redemption)
         })
@@ -555,16 +566,21 @@ async fn announce(
         r.tenant_id,
         Some(r.member_id),
         kind,
-        json!({
-            "redemptionId": r.id,
-            "rewardId": r.reward_id,
-            "quantity": r.quantity,
-            "points": r.points_cost,
-            "status": r.status.as_str(),
-        }),
+        announcement(r),
         now,
     )
     .await
+}
+
+/// The payload of a redemption's outbox records.
+fn announcement(r: &Redemption) -> serde_json::Value {
+    json!({
+        "redemptionId": r.id,
+        "rewardId": r.reward_id,
+        "quantity": r.quantity,
+        "points": r.points_cost,
+        "status": r.status.as_str(),
+    })
 }
 
 async fn stored_redemption(db: &Db, t: TenantPrincipal, id: &str) -> AppResult<Redemption> {
