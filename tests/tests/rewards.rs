@@ -797,8 +797,8 @@ async fn cancel_returns_points_and_stock(b: Backend) {
     s.finish().await;
 }
 
-/// Retries of one redemption sent at once: one hold captured across two lots, one code, and
-/// every retry answered with it. Cancelled, the points go back to both lots; the ledger's
+/// Retries of one redemption sent at once: one hold captured across two lots, one code, the
+/// last unit of stock, and every retry answered with it. Cancelled, the points go back to both lots; the ledger's
 /// invariants hold throughout.
 async fn one_key_redeems_once_under_concurrency(b: Backend) {
     let s = TestServer::start(b).await;
@@ -810,7 +810,9 @@ async fn one_key_redeems_once_under_concurrency(b: Backend) {
     let member = s.enroll(&admin, json!({"externalId": "t-1"})).await;
     fund(&s, &admin, &member, 200).await;
     fund(&s, &admin, &member, 1000).await;
-    let r = fixed_reward(&s, &admin, &fixed, 300, json!({"stock": 5})).await;
+    // One unit in stock: a retry that reaches the lock after the first committed finds it
+    // gone, and is answered with the first's redemption all the same.
+    let r = fixed_reward(&s, &admin, &fixed, 300, json!({"stock": 1})).await;
 
     let input = redeem_input(&member, &r, 1, "twin-1");
     let answers = s
@@ -827,7 +829,7 @@ async fn one_key_redeems_once_under_concurrency(b: Backend) {
     assert_eq!(ids.len(), 1, "one redemption for ten retries: {ids:?}");
     assert_eq!(balance(&s, &admin, &member).await, (900, 0, 300));
     let after = reward(&s, &admin, &r).await;
-    assert_eq!((&after["stock"], stats(&after)), (&json!(4), [1, 0, 0, 0]));
+    assert_eq!((&after["stock"], stats(&after)), (&json!(0), [1, 0, 0, 0]));
     assert_eq!(redemptions(&s, &admin, &member).await.len(), 1);
     let kinds: Vec<Value> = history(&s, &admin, &member)
         .await
@@ -853,6 +855,7 @@ async fn one_key_redeems_once_under_concurrency(b: Backend) {
         .map(|l| l["points"].as_i64().expect("points"))
         .sum();
     assert_eq!(lots, 1200);
+    assert_eq!(reward(&s, &admin, &r).await["stock"], 1);
     s.assert_audit_clean().await;
     s.finish().await;
 }

@@ -459,9 +459,10 @@ pub async fn redeem(
     let id = Uuid::now_v7();
     let code = super::new_code();
     // Under the write lock, on SQLite's write thread.
-    let db = db.clone();
-    db.clone()
+    let (owned, twin_key) = (db.clone(), key.clone());
+    let written = db
         .on_writer(async move {
+            let db = owned;
             // Reads under the lock (the balances locked, with the lots when points are
             // taken), the checks, then every write in one batch: the key, the hold captured
             // whole, the redemption and its announcement.
@@ -487,7 +488,7 @@ pub async fn redeem(
                 return Err(Unavailable::OutOfStock.error("out of stock"));
             }
             let mut batch = Batch::on(&txn);
-            // A key used before fails the batch on its row: a concurrent twin committed first.
+            // A key used before fails the batch on its row: a twin committed first.
             idempotency::record_into(&mut batch, &key, &id.to_string());
             let hold_id = match spendable {
                 Some(spendable) => {
@@ -538,21 +539,22 @@ pub async fn redeem(
             repo::insert_redemption_into(&mut batch, &redemption)?;
             let announced = vec![("reward.redeemed", announcement(&redemption))];
             outbox::append_all_into(&mut batch, tenant.id, Some(member.id), announced, now);
-            match batch.run(&txn).await {
-                Ok(()) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    drop(txn);
-                    return match idempotency::lookup(db.reader(), &key).await? {
-                        Some(existing) => stored_redemption(&db, t, &existing).await,
-                        None => Err(AppError::internal(e)),
-                    };
-                }
-                Err(e) => return Err(e.into()),
-            }
+            batch.run(&txn).await?;
             txn.commit().await?;
             Ok(redemption)
         })
-        .await
+        .await;
+    match written {
+        Ok(redemption) => Ok(redemption),
+        // Rolled back. A twin with the same key that passed the lookup above together with
+        // this request and committed first is answered with its redemption, not with the
+        // refusal (its stock, limit or points now taken) or the unique violation on the key
+        // that its commit caused here. Read off the write thread.
+        Err(e) => match idempotency::lookup(db.reader(), &twin_key).await? {
+            Some(existing) => stored_redemption(db, t, &existing).await,
+            None => Err(e),
+        },
+    }
 }
 
 async fn announce(
