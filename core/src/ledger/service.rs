@@ -354,32 +354,18 @@ pub async fn spendable_in(
     Ok(Spendable { before, lots })
 }
 
-/// Takes `amount` from the member's available lots (FIFO by expiry) into `to`.
-#[allow(clippy::too_many_arguments)]
+/// Takes `d.amount` from the member's available lots (FIFO by expiry) into `d.to`.
 async fn debit(
     conn: &impl ConnectionTrait,
     tenant: &Tenant,
     member: MemberId,
-    amount: i64,
-    to: Account,
-    kind: EntryKind,
-    source: Source,
-    hold_id: Option<Uuid>,
-    lifetime: Lifetime,
+    d: Debit,
     now: DateTime<Utc>,
 ) -> AppResult<(Entry, Balances)> {
-    check_amount(amount)?;
+    check_amount(d.amount)?;
     let spendable = spendable_in(conn, tenant, member, now).await?;
     let mut batch = Batch::on(conn);
-    let debit = Debit {
-        amount,
-        to,
-        kind,
-        source,
-        hold_id,
-        lifetime,
-    };
-    let (entry, lines, after) = debit_into(&mut batch, tenant, member, spendable, debit, now)?;
+    let (entry, lines, after) = debit_into(&mut batch, tenant, member, spendable, d, now)?;
     let entries = [(entry, lines)];
     repo::insert_entries_into(&mut batch, &entries);
     repo::save_balances_into(&mut batch, tenant.id, member, &after, now);
@@ -399,6 +385,20 @@ struct Debit {
     source: Source,
     hold_id: Option<Uuid>,
     lifetime: Lifetime,
+}
+
+impl Debit {
+    /// A hold's debit: `points` from available to held.
+    fn hold(points: i64, source: Source, hold_id: Uuid) -> Self {
+        Self {
+            amount: points,
+            to: Account::Held,
+            kind: EntryKind::Hold,
+            source,
+            hold_id: Some(hold_id),
+            lifetime: Lifetime::default(),
+        }
+    }
 }
 
 /// The debit's lot changes and allocations, added to `batch`; its entry, lines and the
@@ -461,14 +461,7 @@ pub fn hold_captured_into(
     now: DateTime<Utc>,
 ) -> AppResult<Hold> {
     let hold_id = Uuid::now_v7();
-    let debit = Debit {
-        amount: points,
-        to: Account::Held,
-        kind: EntryKind::Hold,
-        source,
-        hold_id: Some(hold_id),
-        lifetime: Lifetime::default(),
-    };
+    let debit = Debit::hold(points, source, hold_id);
     let (held, held_lines, mid) = debit_into(batch, tenant, member, spendable, debit, now)?;
     let capture = Post {
         kind: EntryKind::Capture,
@@ -532,19 +525,15 @@ pub async fn adjust_in(
             earned: points,
             ..Default::default()
         };
-        debit(
-            conn,
-            tenant,
-            member,
+        let d = Debit {
             amount,
-            Account::Issuance,
-            EntryKind::Adjust,
+            to: Account::Issuance,
+            kind: EntryKind::Adjust,
             source,
-            None,
+            hold_id: None,
             lifetime,
-            now,
-        )
-        .await
+        };
+        debit(conn, tenant, member, d, now).await
     }
 }
 
@@ -558,19 +547,8 @@ pub async fn hold_in(
     now: DateTime<Utc>,
 ) -> AppResult<(Hold, Entry)> {
     let hold_id = Uuid::now_v7();
-    let (entry, _) = debit(
-        conn,
-        tenant,
-        member,
-        points,
-        Account::Held,
-        EntryKind::Hold,
-        source,
-        Some(hold_id),
-        Lifetime::default(),
-        now,
-    )
-    .await?;
+    let d = Debit::hold(points, source, hold_id);
+    let (entry, _) = debit(conn, tenant, member, d, now).await?;
     let hold = Hold {
         id: hold_id,
         tenant_id: tenant.id.0,
