@@ -433,35 +433,37 @@ pub async fn redeem(
     if let Some(id) = idempotency::lookup(db.reader(), &key).await? {
         return stored_redemption(db, t, &id).await;
     }
-    let tenant = tenants::service::get(db, t.tenant_id).await?;
-    let reward = repo::find_reward(db.reader(), t.tenant_id, reward_id)
-        .await?
-        .ok_or(AppError::not_found("reward"))?;
-    let member = members::repo::find(db.reader(), t.tenant_id, member_id)
-        .await?
-        .ok_or(AppError::not_found("member"))?;
-    pipeline::check_active(&member)?;
-    let now = db.now();
-    let standing = crate::tiers::service::member_rank(db.reader(), tenant.id, member.id).await?;
-    static_check(
-        &reward,
-        quantity,
-        standing.as_ref().map(|(l, r)| (l, *r)),
-        now,
-    )
-    .map_err(|(u, m)| u.error(m))?;
-    let (_, snap) = pipeline::read_snapshot(db.reader(), &tenant, &member).await?;
-    let q = quantity as u32;
-    let quoted = quote(db, runtime, &tenant, &reward, snap, q, cart.as_ref(), now)
-        .await?
+    let twin_key = key.clone();
+    let attempt = async {
+        let tenant = tenants::service::get(db, t.tenant_id).await?;
+        let reward = repo::find_reward(db.reader(), t.tenant_id, reward_id)
+            .await?
+            .ok_or(AppError::not_found("reward"))?;
+        let member = members::repo::find(db.reader(), t.tenant_id, member_id)
+            .await?
+            .ok_or(AppError::not_found("member"))?;
+        pipeline::check_active(&member)?;
+        let now = db.now();
+        let standing =
+            crate::tiers::service::member_rank(db.reader(), tenant.id, member.id).await?;
+        static_check(
+            &reward,
+            quantity,
+            standing.as_ref().map(|(l, r)| (l, *r)),
+            now,
+        )
         .map_err(|(u, m)| u.error(m))?;
+        let (_, snap) = pipeline::read_snapshot(db.reader(), &tenant, &member).await?;
+        let q = quantity as u32;
+        let quoted = quote(db, runtime, &tenant, &reward, snap, q, cart.as_ref(), now)
+            .await?
+            .map_err(|(u, m)| u.error(m))?;
 
-    let id = Uuid::now_v7();
-    let code = super::new_code();
-    // Under the write lock, on SQLite's write thread.
-    let (owned, twin_key) = (db.clone(), key.clone());
-    let written = db
-        .on_writer(async move {
+        let id = Uuid::now_v7();
+        let code = super::new_code();
+        // Under the write lock, on SQLite's write thread.
+        let owned = db.clone();
+        db.on_writer(async move {
             let db = owned;
             // Reads under the lock (the balances locked, with the lots when points are
             // taken), the checks, then every write in one batch: the key, the hold captured
@@ -543,13 +545,16 @@ pub async fn redeem(
             txn.commit().await?;
             Ok(redemption)
         })
-        .await;
-    match written {
+        .await
+    }
+    .await;
+    match attempt {
         Ok(redemption) => Ok(redemption),
-        // Rolled back. A twin with the same key that passed the lookup above together with
-        // this request and committed first is answered with its redemption, not with the
-        // refusal (its stock, limit or points now taken) or the unique violation on the key
-        // that its commit caused here. Read off the write thread.
+        // A twin with the same key that passed the lookup above together with this request
+        // and committed first is answered with its redemption, not with the refusal it caused
+        // (the last unit of stock, the limit or the points taken, seen on the read connection
+        // or under the lock) or the unique violation on the key. Read off the write thread,
+        // after the rollback.
         Err(e) => match idempotency::lookup(db.reader(), &twin_key).await? {
             Some(existing) => stored_redemption(db, t, &existing).await,
             None => Err(e),
