@@ -367,6 +367,12 @@ fn plugin_author_commands_scaffold_build_and_run() {
     assert_eq!(report["output"]["Ok"][0]["points"], 10, "{report:#}");
     assert!(report["usage"]["fuel_used"].as_u64().unwrap_or(0) > 0);
     assert!(report["usage"]["memory_peak_bytes"].as_u64().unwrap_or(0) > 0);
+    // The SDK's arena held what the call allocated.
+    assert_eq!(
+        report["usage"]["memory_grows"].as_u64(),
+        Some(0),
+        "{report}"
+    );
     assert_eq!(report["limits"]["fuel_max"], 11_000_000);
     assert!(report["failure"].is_null());
 

@@ -10,6 +10,13 @@
 //! makes a fresh instance for every call and limits fuel, memory, time and the
 //! size of the input and the output.
 //!
+//! Because an instance lives for one call, the SDK's default feature `arena`
+//! makes the plugin's heap a bump allocator over a 256 KiB static arena, never
+//! freed, with Rust's own allocator past it: a call that fits never grows the
+//! linear memory, which saves the host a change of page protections per call.
+//! A plugin with its own `#[global_allocator]` turns the feature off
+//! (`default-features = false`).
+//!
 //! There are three kinds, one WIT world each in `loyalty:plugin@1.0.0`
 //! (`sdk/wit/v1`), and one trait each here:
 //!
@@ -133,6 +140,9 @@ mod types;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
+
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+mod arena;
 
 pub use point_rule::{PointRule, PointRuleInput};
 pub use referral_scheme::{ReferralAwards, ReferralInput, ReferralScheme};

@@ -386,10 +386,11 @@ impl fmt::Display for Report {
             )?;
             writeln!(
                 f,
-                "memory   {} / {} bytes peak ({:.1} %)",
+                "memory   {} / {} bytes peak ({:.1} %), grown {} times in the call",
                 u.memory_peak_bytes,
                 l.memory_bytes_max,
-                percent(u.memory_peak_bytes as f64, l.memory_bytes_max as f64)
+                percent(u.memory_peak_bytes as f64, l.memory_bytes_max as f64),
+                u.memory_grows
             )?;
             writeln!(
                 f,

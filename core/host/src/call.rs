@@ -17,6 +17,10 @@ pub struct Usage {
     pub fuel_used: u64,
     /// Largest total linear memory of the instance during the call.
     pub memory_peak_bytes: usize,
+    /// Times a memory of the instance grew during the call (`memory.grow`), not counting
+    /// its instantiation. Each growth costs the host a change of page protections when the
+    /// slot is used again (the SDK's arena allocator avoids them; BENCHMARKS.md).
+    pub memory_grows: u32,
     /// Wall-clock time from instantiation to the end of the call.
     pub duration: Duration,
 }
@@ -140,6 +144,8 @@ struct MemoryLimiter {
     memory_bytes_max: usize,
     memory_bytes: usize,
     memory_peak_bytes: usize,
+    /// Growths so far, the instantiation's included.
+    grows: u32,
     refused: bool,
 }
 
@@ -160,6 +166,7 @@ impl ResourceLimiter for MemoryLimiter {
             return Ok(false);
         }
         self.memory_bytes = total;
+        self.grows = self.grows.saturating_add(1);
         self.memory_peak_bytes = self.memory_peak_bytes.max(total);
         Ok(true)
     }
@@ -193,6 +200,7 @@ pub(crate) fn run<R>(
             memory_bytes_max: limits.memory_bytes_max,
             memory_bytes: 0,
             memory_peak_bytes: 0,
+            grows: 0,
             refused: false,
         },
     };
@@ -201,13 +209,20 @@ pub(crate) fn run<R>(
     store.epoch_deadline_trap();
     store.set_epoch_deadline(limits.deadline_ticks());
     let started = Instant::now();
+    let mut instantiated_grows = 0;
     let result = match store.set_fuel(limits.fuel_max) {
         Err(e) => Err(FailureKind::Trap(bounded(format!(
             "cannot set fuel: {e:#}"
         )))),
         Ok(()) => match pre.instantiate(&mut store) {
-            Err(e) => Err(classify(&store, &e, Phase::Instantiate)),
-            Ok(instance) => f(&mut store, &instance).map_err(|e| classify(&store, &e, Phase::Call)),
+            Err(e) => {
+                instantiated_grows = store.data().limiter.grows;
+                Err(classify(&store, &e, Phase::Instantiate))
+            }
+            Ok(instance) => {
+                instantiated_grows = store.data().limiter.grows;
+                f(&mut store, &instance).map_err(|e| classify(&store, &e, Phase::Call))
+            }
         },
     };
     let duration = started.elapsed();
@@ -215,6 +230,11 @@ pub(crate) fn run<R>(
     let usage = Usage {
         fuel_used: limits.fuel_max.saturating_sub(fuel_left),
         memory_peak_bytes: store.data().limiter.memory_peak_bytes,
+        memory_grows: store
+            .data()
+            .limiter
+            .grows
+            .saturating_sub(instantiated_grows),
         duration,
     };
     (result, usage)

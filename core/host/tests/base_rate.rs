@@ -34,6 +34,9 @@ fn base_rate_awards_points_per_line_and_reports_usage() {
         "{usage:?}"
     );
     assert!(!usage.duration.is_zero(), "{usage:?}");
+    // The SDK's arena holds what the call allocates: its memory never grew, so the host has no
+    // page protections to change before the slot's next instance.
+    assert_eq!(usage.memory_grows, 0, "{usage:?}");
 }
 
 #[test]
